@@ -1,0 +1,182 @@
+"""The `triage` command: serve, predict, train, evaluate, bundle list/promote/rollback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from triage.errors import TriageError
+from triage.settings import get_settings
+
+app = typer.Typer(help="petition-triage: route, de-duplicate, cluster and risk-flag Chinese citizen petitions.")
+bundle_app = typer.Typer(help="List, promote and roll back model bundles.")
+app.add_typer(bundle_app, name="bundle")
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default TRIAGE_HOST or 127.0.0.1).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default TRIAGE_PORT or 8000).")] = None,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the HTTP API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.main:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@app.command()
+def predict(
+    input: Annotated[Path, typer.Argument(help="CSV or JSONL with id, title, content.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL out (default: stdout).")] = None,
+    bundle: Annotated[Optional[str], typer.Option(help="Bundle name (default: the promoted one).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Petitions per model call.")] = 256,
+) -> None:
+    """Triage a file without storing anything: one TriageResult JSON per input row, same ids, same order."""
+    from tqdm import tqdm
+
+    from triage import bundle as bundles
+    from triage.pipeline import ReviewPolicy, Triager
+    from triage.schemas import PetitionIn
+    from triage.training import read_rows
+
+    settings = get_settings()
+    try:
+        rows = read_rows(input)
+        triager = Triager(
+            bundles.load(bundles.resolve(settings.models_dir, bundle)),
+            policy=ReviewPolicy.from_settings(settings),
+            top_k=settings.routes_top_k,
+        )
+    except TriageError as exc:
+        fail(exc.message)
+    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        with tqdm(total=len(rows), desc="predict", unit="petition", file=sys.stderr) as bar:
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                ids = [r.get("id") or str(start + i + 1) for i, r in enumerate(chunk)]
+                good, lines = [], {}
+                for pid, row in zip(ids, chunk):
+                    content = (row.get("content") or "").strip() or (row.get("title") or "").strip()
+                    if not content:
+                        lines[pid] = {"id": pid, "error": {"code": "empty_text", "message": "row has no title or content"}}
+                        continue
+                    good.append((pid, PetitionIn(title=row.get("title") or None, content=content)))
+                for result in triager.triage([p for p, _ in good], [p for _, p in good]):
+                    lines[result.id] = result.model_dump(mode="json")
+                for pid in ids:
+                    sink.write(json.dumps(lines[pid], ensure_ascii=False) + "\n")
+                bar.update(len(chunk))
+    finally:
+        if output:
+            sink.close()
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="CSV/JSONL with title, content, category[, department].")],
+    out: Annotated[Path, typer.Option(help="New bundle directory, e.g. models/city-2026.11.")],
+    eval: Annotated[Optional[Path], typer.Option("--eval", help="Labelled file to evaluate on.")] = None,
+    corpora: Annotated[bool, typer.Option(help="Add our authored petitions for categories the data lacks.")] = True,
+    risk: Annotated[bool, typer.Option(help="Train and include the risk detector.")] = True,
+    promote: Annotated[bool, typer.Option(help="Promote the new bundle when done.")] = False,
+) -> None:
+    """Train a new bundle and write its evaluation report (same as train.py)."""
+    from triage import bundle as bundles
+    from triage.training import train_bundle
+
+    settings = get_settings()
+    try:
+        path, report = train_bundle(data, out, eval_data=eval, settings=settings, use_corpora=corpora, with_risk=risk)
+    except TriageError as exc:
+        fail(exc.message)
+    typer.echo(f"bundle written: {path}")
+    if "eval" in report:
+        ev = report["eval"]
+        typer.echo(f"macro-F1 {ev['macro_f1']:.4f}  accuracy {ev['accuracy']:.4f}  ECE {ev['ece']:.4f}")
+        typer.echo(f"report: {path / 'report.md'}")
+    if promote:
+        bundles.promote(path.parent, path.name)
+        typer.echo(f"promoted {path.name}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Labelled CSV/JSONL (title, content, category).")],
+    bundle: Annotated[Optional[str], typer.Option(help="Bundle name (default: the promoted one).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of Markdown.")] = False,
+) -> None:
+    """Evaluate a bundle on a labelled file and print the report."""
+    from triage import bundle as bundles
+    from triage.evaluation import to_markdown
+    from triage.pipeline import ReviewPolicy
+    from triage.training import evaluate_router, load_dataset
+
+    settings = get_settings()
+    try:
+        path = bundles.resolve(settings.models_dir, bundle)
+        loaded = bundles.load(path, components=("router",))
+        report = evaluate_router(loaded.router, load_dataset(data), ReviewPolicy.from_settings(settings))
+    except TriageError as exc:
+        fail(exc.message)
+    typer.echo(json.dumps(report, ensure_ascii=False, indent=2) if json_out else to_markdown(report, title=f"{path.name} on {data}"))
+
+
+@bundle_app.command("list")
+def bundle_list() -> None:
+    """Bundles in the models directory, newest first; * marks the active one."""
+    from triage import bundle as bundles
+
+    for row in bundles.list_bundles(get_settings().models_dir):
+        mark = "*" if row.get("active") else " "
+        if "error" in row:
+            typer.echo(f"{mark} {row['name']}  (unreadable: {row['error']})")
+            continue
+        f1 = row["metrics"].get("macro_f1")
+        typer.echo(f"{mark} {row['name']}  created {row['created_at']}  labels {row['labels']}  macro-F1 {f1 if f1 is not None else '—'}")
+
+
+@bundle_app.command("promote")
+def bundle_promote(name: Annotated[str, typer.Argument(help="Bundle directory name in the models directory.")]) -> None:
+    """Make NAME the served bundle (a running server switches within a second, without a restart)."""
+    from triage import bundle as bundles
+
+    try:
+        previous = bundles.promote(get_settings().models_dir, name)
+    except TriageError as exc:
+        fail(exc.message)
+    typer.echo(f"active: {name} (previous: {previous or 'none'})")
+
+
+@bundle_app.command("rollback")
+def bundle_rollback() -> None:
+    """Re-activate the previously promoted bundle."""
+    from triage import bundle as bundles
+
+    try:
+        name = bundles.rollback(get_settings().models_dir)
+    except TriageError as exc:
+        fail(exc.message)
+    typer.echo(f"active: {name}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,173 @@
+"""TriageService: accepts petitions, stores them first, triages them, stores the result.
+
+Order matters for "nothing accepted is ever lost": a valid petition is committed before the model sees it; if
+triage then fails, the petition stays `pending` and is triaged again at the next start-up or resubmission.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
+
+from triage import bundle as bundles
+from triage.errors import InvalidInput, NotFound
+from triage.pipeline import ReviewPolicy, Triager
+from triage.schemas import PetitionIn, PetitionRecord, TriageResult
+from triage.settings import Settings
+from triage.store import petitions as repo
+from triage.store.db import Database
+from triage.text import check_length, normalize
+
+log = logging.getLogger(__name__)
+
+
+class TriagerProvider:
+    """Holds the serving Triager and swaps it when the promoted bundle changes, without a restart.
+
+    The pointer file is checked at most every `check_interval_s`; a new bundle is loaded fully before the swap, so
+    requests in flight finish on the old model and none is dropped.
+    """
+
+    def __init__(self, settings: Settings, *, check_interval_s: float = 1.0):
+        self.settings = settings
+        self.check_interval_s = check_interval_s
+        self._lock = threading.Lock()
+        self._last_check = 0.0
+        self._pointer_mtime: float | None = None
+        self._triager = self._load(self._choose())
+
+    def _choose(self) -> Path:
+        return bundles.resolve(self.settings.models_dir, self.settings.bundle)
+
+    def _pointer(self) -> Path:
+        return Path(self.settings.models_dir) / bundles.ACTIVE_POINTER
+
+    def _load(self, path: Path) -> Triager:
+        started = time.perf_counter()
+        loaded = bundles.load(path)
+        self._pointer_mtime = self._pointer().stat().st_mtime if self._pointer().exists() else None
+        log.info("serving bundle %s (loaded in %.1f s)", loaded.version, time.perf_counter() - started)
+        return Triager(loaded, policy=ReviewPolicy.from_settings(self.settings), top_k=self.settings.routes_top_k)
+
+    def get(self) -> Triager:
+        if self.settings.bundle is None:
+            now = time.monotonic()
+            if now - self._last_check >= self.check_interval_s:
+                self._last_check = now
+                self._maybe_reload()
+        return self._triager
+
+    def _maybe_reload(self) -> None:
+        pointer = self._pointer()
+        mtime = pointer.stat().st_mtime if pointer.exists() else None
+        if mtime == self._pointer_mtime:
+            return
+        with self._lock:
+            try:
+                path = self._choose()
+                if path.name != self._triager.model_version:
+                    self._triager = self._load(path)
+                else:
+                    self._pointer_mtime = mtime
+            except Exception:  # keep serving the old model rather than failing requests
+                log.exception("could not switch to the newly promoted bundle; still serving %s", self._triager.model_version)
+                self._pointer_mtime = mtime
+
+
+def new_petition_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"P{now:%Y%m%d}-{uuid.uuid4().hex[:12]}"
+
+
+class TriageService:
+    def __init__(self, settings: Settings, db: Database, provider: TriagerProvider):
+        self.settings = settings
+        self.db = db
+        self.provider = provider
+
+    # ------------------------------------------------------------------------------------------ validation
+
+    def validate(self, petition: PetitionIn, *, prefix: str = "") -> None:
+        """Refuse what cannot be triaged, before anything is stored."""
+        check_length(petition.content, max_chars=self.settings.max_content_chars, field=f"{prefix}content")
+        if not normalize(petition.content):
+            raise InvalidInput("content has no readable text once markup is removed", field=f"{prefix}content")
+        if petition.title and len(petition.title) > self.settings.max_title_chars:
+            raise InvalidInput(f"title is longer than {self.settings.max_title_chars} characters", field=f"{prefix}title")
+
+    # ---------------------------------------------------------------------------------------------- submit
+
+    def submit(self, petition: PetitionIn) -> TriageResult:
+        return self.submit_batch([petition])[0]
+
+    def submit_batch(self, petitions: Sequence[PetitionIn]) -> list[TriageResult]:
+        """Store, triage and store the results. Already-triaged ids return their stored result unchanged."""
+        if len(petitions) > self.settings.max_batch:
+            raise InvalidInput(f"a batch holds at most {self.settings.max_batch} petitions", field="petitions")
+        for i, petition in enumerate(petitions):
+            self.validate(petition, prefix=f"petitions[{i}]." if len(petitions) > 1 else "")
+        ids = [p.id or new_petition_id() for p in petitions]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("the same id appears twice in one batch", field="petitions")
+
+        stored: dict[str, TriageResult] = {}
+        todo: list[int] = []
+        with self.db.session() as session:
+            for i, (pid, petition) in enumerate(zip(ids, petitions)):
+                row = repo.insert(session, pid, petition)
+                previous = repo.latest_result(session, pid) if row.status != "pending" else None
+                if previous is not None:
+                    stored[pid] = previous
+                else:
+                    todo.append(i)
+        if todo:
+            fresh = self._triage_and_store([ids[i] for i in todo], [petitions[i] for i in todo])
+            stored.update({r.id: r for r in fresh})
+        return [stored[pid] for pid in ids]
+
+    def _triage_and_store(self, ids: list[str], petitions: list[PetitionIn]) -> list[TriageResult]:
+        results = self.provider.get().triage(ids, petitions)
+        with self.db.session() as session:
+            for result in results:
+                repo.save_result(session, result)
+        return results
+
+    # --------------------------------------------------------------------------------------------- queries
+
+    def get_petition(self, petition_id: str) -> PetitionRecord:
+        with self.db.session() as session:
+            row = repo.get(session, petition_id)
+            if row is None:
+                raise NotFound(f"no petition with id {petition_id!r}", field="id")
+            return repo.to_record(session, row)
+
+    def retriage_pending(self, limit: int = 1000) -> int:
+        """Triage petitions that were stored but never triaged (a crash between the two commits)."""
+        with self.db.session() as session:
+            rows = [repo.get(session, pid) for pid in repo.pending_ids(session, limit)]
+            items = [
+                (row.id, PetitionIn(title=row.title, content=row.content, channel=row.channel)) for row in rows if row
+            ]
+        if items:
+            self._triage_and_store([i for i, _ in items], [p for _, p in items])
+        return len(items)
+
+
+def build_service(settings: Settings) -> TriageService:
+    db = Database(settings.database_url)
+    db.migrate()
+    service = TriageService(settings, db, TriagerProvider(settings))
+    try:
+        recovered = service.retriage_pending()
+        if recovered:
+            log.warning("triaged %d petitions left pending by an earlier run", recovered)
+    except IntegrityError:  # pragma: no cover - another worker got there first
+        pass
+    return service
