@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from api import errors
-from api.routes import health, petitions, triage
+from api.routes import alerts, health, petitions, tickets, triage
 from triage.logs import configure_logging
 from triage.service import build_service
 from triage.settings import Settings, get_settings
@@ -23,8 +23,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         configure_logging(settings.log_level)
         app.state.service = build_service(settings)
+        app.state.service.start()
         yield
-        app.state.service.db.dispose()
+        app.state.service.stop()
 
     app = FastAPI(
         title="petition-triage",
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return await call_next(request)
 
-    for module in (health, triage, petitions):
+    for module in (health, triage, petitions, alerts, tickets):
         app.include_router(module.router)
     return app
 

@@ -17,9 +17,12 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from triage import bundle as bundles
+from triage.alerts import WebhookDispatcher, raise_alert
 from triage.errors import InvalidInput, NotFound
 from triage.pipeline import ReviewPolicy, Triager
 from triage.schemas import PetitionIn, PetitionRecord, TriageResult
+from triage.sla import SlaPolicy
+from triage import tickets
 from triage.settings import Settings
 from triage.store import petitions as repo
 from triage.store.db import Database
@@ -91,6 +94,43 @@ class TriageService:
         self.settings = settings
         self.db = db
         self.provider = provider
+        self.dispatcher = WebhookDispatcher(
+            db, timeout_s=settings.webhook_timeout_s, poll_s=settings.webhook_poll_s, backoff_s=settings.webhook_backoff_s
+        )
+        self.sla = SlaPolicy.load(settings.sla_path or settings.corpora_dir / "sla.yaml")
+        self._stop = threading.Event()
+        self._scheduler: threading.Thread | None = None
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def start(self) -> None:
+        """Background work: webhook deliveries (including any left pending by an earlier run), the 督办 scheduler."""
+        self.dispatcher.start()
+        if self.settings.scheduler_interval_s > 0:
+            self._scheduler = threading.Thread(target=self._schedule_loop, name="scheduler", daemon=True)
+            self._scheduler.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.dispatcher.stop()
+        if self._scheduler:
+            self._scheduler.join(timeout=10)
+        self.db.dispose()
+
+    def run_scheduler(self, now: datetime | None = None) -> dict[str, int]:
+        """One 督办 pass: overdue marks and escalations, each recorded as a ticket event."""
+        with self.db.session() as session:
+            return tickets.run_scheduler(session, self.sla, now or self.now())
+
+    def _schedule_loop(self) -> None:
+        while not self._stop.wait(self.settings.scheduler_interval_s):
+            try:
+                counts = self.run_scheduler()
+                if counts["overdue"] or counts["escalated"]:
+                    log.info("scheduler pass: %s", counts)
+            except Exception:
+                log.exception("scheduler pass failed")
 
     # ------------------------------------------------------------------------------------------ validation
 
@@ -134,9 +174,14 @@ class TriageService:
 
     def _triage_and_store(self, ids: list[str], petitions: list[PetitionIn]) -> list[TriageResult]:
         results = self.provider.get().triage(ids, petitions)
+        alerted = False
         with self.db.session() as session:
             for result in results:
                 repo.save_result(session, result)
+                # Same transaction: a stored high-risk result always has its alert and its pending deliveries.
+                alerted |= raise_alert(session, result, self.settings.webhook_urls) is not None
+        if alerted:
+            self.dispatcher.notify()
         return results
 
     # --------------------------------------------------------------------------------------------- queries

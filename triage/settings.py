@@ -5,8 +5,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,7 +39,36 @@ class Settings(BaseSettings):
     review_min_margin: float = Field(0.15, description="Top-1 minus top-2 probability below this → needs_review.")
     routes_top_k: int = 3
 
+    # risk alerts (预警) and their webhooks
+    webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated receiver URLs called at once for every new alert."
+    )
+    webhook_timeout_s: float = Field(5.0, description="Per-delivery HTTP timeout.")
+    webhook_poll_s: float = Field(1.0, description="How often the outbox is checked for retries.")
+    webhook_backoff_s: float = Field(2.0, description="First retry delay; doubles per failed attempt (capped at 5 min).")
+
+    # tickets, SLA and supervision (督办)
+    sla_path: Path | None = Field(None, description="SLA/escalation policy YAML; default corpora/sla.yaml.")
+    ticket_start_level: str = Field("街道/乡镇", description="Escalation-chain level a new ticket starts at.")
+    scheduler_interval_s: float = Field(60.0, description="Seconds between background 督办 scheduler passes; 0 = off.")
+    allow_clock_override: bool = Field(
+        True, description="Let POST /v1/scheduler/run take an explicit `now` (tests, drills). Refused in production."
+    )
+
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_in_production(self) -> "Settings":
+        if self.environment == "production" and self.allow_clock_override:
+            raise ValueError("TRIAGE_ALLOW_CLOCK_OVERRIDE must be false when TRIAGE_ENVIRONMENT=production")
+        return self
+
+    @field_validator("webhook_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 @lru_cache
