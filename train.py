@@ -19,7 +19,7 @@ from triage.settings import get_settings
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="training tickets (CSV or JSONL)")
+    parser.add_argument("--data", required=True, action="append", help="training tickets (CSV or JSONL); repeat to combine files")
     parser.add_argument("--eval", dest="eval_data", help="labelled file to evaluate the new bundle on")
     parser.add_argument("--out", required=True, help="new bundle directory, e.g. models/city-2026.11")
     parser.add_argument("--no-corpora", action="store_true", help="do not add our authored petitions")

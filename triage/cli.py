@@ -15,6 +15,8 @@ from triage.settings import get_settings
 app = typer.Typer(help="petition-triage: route, de-duplicate, cluster and risk-flag Chinese citizen petitions.")
 bundle_app = typer.Typer(help="List, promote and roll back model bundles.")
 app.add_typer(bundle_app, name="bundle")
+feedback_app = typer.Typer(help="Operators' routing corrections.")
+app.add_typer(feedback_app, name="feedback")
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -92,7 +94,7 @@ def predict(
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="CSV/JSONL with title, content, category[, department].")],
+    data: Annotated[list[Path], typer.Option(help="CSV/JSONL with title, content, category[, department]; repeatable.")],
     out: Annotated[Path, typer.Option(help="New bundle directory, e.g. models/city-2026.11.")],
     eval: Annotated[Optional[Path], typer.Option("--eval", help="Labelled file to evaluate on.")] = None,
     corpora: Annotated[bool, typer.Option(help="Add our authored petitions for categories the data lacks.")] = True,
@@ -176,6 +178,36 @@ def bundle_rollback() -> None:
     except TriageError as exc:
         fail(exc.message)
     typer.echo(f"active: {name}")
+
+
+@feedback_app.command("export")
+def feedback_export(
+    since: Annotated[Optional[str], typer.Option(help="Only corrections made on or after this date (YYYY-MM-DD).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="CSV out (default: stdout).")] = None,
+) -> None:
+    """Corrected tickets as a CSV that train.py accepts directly (id, title, content, category, department)."""
+    from datetime import datetime, timezone
+
+    from triage.store.db import Database
+    from triage.tickets import export_feedback_csv
+
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since)
+        except ValueError:
+            fail(f"--since {since!r} is not a date like 2026-11-01")
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=timezone.utc)
+    db = Database(get_settings().database_url)
+    db.migrate()
+    with db.session() as session:
+        text = export_feedback_csv(session, start)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"{max(text.count(chr(10)) - 1, 0)} corrections written to {output}", err=True)
+    else:
+        sys.stdout.write(text)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -100,6 +100,9 @@ class TriageService:
         self.sla = SlaPolicy.load(settings.sla_path or settings.corpora_dir / "sla.yaml")
         self._stop = threading.Event()
         self._scheduler: threading.Thread | None = None
+        from triage.chat import IntakeDesk  # the desk calls back into this service
+
+        self.intake = IntakeDesk(self)
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)

@@ -98,22 +98,30 @@ def check_class_sizes(dataset: Dataset, minimum: int = MIN_ROWS_PER_CLASS) -> No
         raise DataError(f"too few rows for: {listing}; each category needs at least {minimum} to train")
 
 
-def corpus_fill(dataset: Dataset, corpora_dir: Path, *, below: int = 30) -> Dataset | None:
+AUTHORED_FILES = ("authored.csv", "authored_hotline.csv")
+
+
+def corpus_fill(dataset: Dataset, corpora_dir: Path, *, below: int = 30) -> list[Dataset]:
     """Our authored petitions (split=train) for categories the data team's file has fewer than `below` rows of."""
-    authored = Path(corpora_dir) / "routing" / "authored.csv"
-    if not authored.is_file():
-        return None
     counts = Counter(dataset.labels)
-    rows = [r for r in read_rows(authored) if r.get("split", "train") == "train" and counts[r["category"]] < below]
-    if not rows:
-        return None
-    return Dataset(
-        texts=[compose(r.get("title"), r.get("content")) for r in rows],
-        labels=[r["category"] for r in rows],
-        ids=[r.get("id", "") for r in rows],
-        departments=[None] * len(rows),
-        source=bundles.file_digest(authored) | {"rows": len(rows), "used_for": sorted({r["category"] for r in rows})},
-    )
+    parts = []
+    for name in AUTHORED_FILES:
+        authored = Path(corpora_dir) / "routing" / name
+        if not authored.is_file():
+            continue
+        rows = [r for r in read_rows(authored) if r.get("split", "train") == "train" and counts[r["category"]] < below]
+        if rows:
+            parts.append(
+                Dataset(
+                    texts=[compose(r.get("title"), r.get("content")) for r in rows],
+                    labels=[r["category"] for r in rows],
+                    ids=[r.get("id", "") for r in rows],
+                    departments=[None] * len(rows),
+                    source=bundles.file_digest(authored)
+                    | {"rows": len(rows), "used_for": sorted({r["category"] for r in rows})},
+                )
+            )
+    return parts
 
 
 def merge(*parts: Dataset | None) -> Dataset:
@@ -145,7 +153,7 @@ def active_bundle_report(settings: Settings, dataset: Dataset, policy: ReviewPol
 
 
 def train_bundle(
-    data: str | Path,
+    data: str | Path | list[str | Path],
     out: str | Path,
     *,
     eval_data: str | Path | None = None,
@@ -161,12 +169,13 @@ def train_bundle(
     from triage.routing import Router
 
     steps = tqdm(total=5, desc="train", unit="step", disable=not progress)
-    train = load_dataset(data)
-    sources = [train.source | {"role": "train"}]
-    extra = corpus_fill(train, settings.corpora_dir) if use_corpora else None
-    if extra is not None:
-        sources.append(extra.source | {"role": "train (authored, categories the data lacks)"})
-    combined = merge(train, extra)
+    files = [data] if isinstance(data, (str, Path)) else list(data)
+    parts = [load_dataset(path) for path in files]
+    train = merge(*parts)
+    sources = [part.source | {"role": "train"} for part in parts]
+    extra = corpus_fill(train, settings.corpora_dir) if use_corpora else []
+    sources += [part.source | {"role": "train (authored, for categories the data lacks)"} for part in extra]
+    combined = merge(train, *extra)
     check_class_sizes(combined)
     evaluation = load_dataset(eval_data) if eval_data else None
     if evaluation is not None:
