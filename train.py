@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, action="append", help="training tickets (CSV or JSONL); repeat to combine files")
     parser.add_argument("--eval", dest="eval_data", help="labelled file to evaluate the new bundle on")
     parser.add_argument("--out", required=True, help="new bundle directory, e.g. models/city-2026.11")
+    parser.add_argument("--taxonomy", help="category tree CSV (level1, level2, level3); default: the shared one")
     parser.add_argument("--no-corpora", action="store_true", help="do not add our authored petitions")
     parser.add_argument("--no-risk", action="store_true", help="do not train the risk detector")
     parser.add_argument("--promote", action="store_true", help="promote the bundle when done")
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             settings=get_settings(),
             use_corpora=not args.no_corpora,
             with_risk=not args.no_risk,
+            taxonomy=args.taxonomy,
         )
         if args.promote:
             bundles.promote(path.parent, path.name)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 
 from api import errors
-from api.routes import alerts, health, intake, petitions, tickets, triage
+from api.routes import alerts, clusters, health, intake, petitions, tickets, triage
 from triage.logs import configure_logging
 from triage.service import build_service
 from triage.settings import Settings, get_settings
@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         return await call_next(request)
 
-    for module in (health, triage, petitions, alerts, tickets, intake):
+    for module in (health, triage, petitions, alerts, tickets, intake, clusters):
         app.include_router(module.router)
     return app
 

@@ -75,7 +75,7 @@ class IntakeDesk:
                 row.ticket_id = ticket_no
             ticket_no = row.ticket_id
         out = {"session_id": session_id, "reply": reply, "state": turn.status, "slots": turn.slots,
-               "urgent": turn.urgent, "ticket": ticket_no}
+               "urgent": turn.urgent, "asking": turn.asking, "ticket": ticket_no}
         if turn.risk is not None and turn.risk.level >= RiskLevel.high:
             out["risk"] = turn.risk.model_dump(mode="json")
         return out

@@ -180,6 +180,120 @@ def bundle_rollback() -> None:
     typer.echo(f"active: {name}")
 
 
+def _parse_time(value: str | None):
+    """Timestamps as the streams write them (2019/4/25 9:32:09, 2023-01-16 19:26), Beijing time unless zoned."""
+    import re
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if not value or not value.strip():
+        return None
+    match = re.match(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?", value.strip())
+    if match is None:
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    parts = [int(p) if p else 0 for p in match.groups()]
+    return datetime(*parts, tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def _row_to_petition(row: dict):
+    from triage.schemas import Channel, Location, PetitionIn, Petitioner
+
+    location = row.get("location") or "".join(row.get(k) or "" for k in ("province", "city", "county")) or None
+    likes = row.get("likes") or row.get("votes")
+    return PetitionIn(
+        id=row.get("id") or None,
+        title=row.get("title") or None,
+        content=(row.get("content") or "").strip() or (row.get("title") or ""),
+        channel=Channel(row["channel"]) if row.get("channel") in Channel._value2member_map_ else Channel.web,
+        petitioner=Petitioner(id=row["user"]) if row.get("user") else None,
+        location=Location(text=location) if location else None,
+        received_at=_parse_time(row.get("time") or row.get("received_at")),
+        likes=int(likes) if likes and str(likes).isdigit() else None,
+    )
+
+
+@app.command()
+def ingest(
+    input: Annotated[Path, typer.Argument(help="CSV or JSONL: id, title, content[, user, time, location, likes].")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL out (default: stdout).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Rows stored and triaged per transaction.")] = 64,
+) -> None:
+    """Store every row in file order exactly as if it had been POSTed; print one TriageResult per line."""
+    from tqdm import tqdm
+
+    from triage.logs import configure_logging
+    from triage.service import build_service
+    from triage.training import read_rows
+
+    configure_logging("WARNING")
+    settings = get_settings()
+    try:
+        rows = read_rows(input)
+        service = build_service(settings)
+    except TriageError as exc:
+        fail(exc.message)
+    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+    try:
+        with tqdm(total=len(rows), desc="ingest", unit="petition", file=sys.stderr) as bar:
+            for start in range(0, len(rows), batch_size):
+                chunk = rows[start : start + batch_size]
+                lines = []
+                good = []
+                for row in chunk:
+                    try:
+                        petition = _row_to_petition(row)
+                        service.validate(petition)
+                        good.append(petition)
+                        lines.append(None)
+                    except (TriageError, ValueError) as exc:
+                        message = exc.message if isinstance(exc, TriageError) else str(exc).splitlines()[0]
+                        lines.append({"id": row.get("id"), "error": {"code": "invalid_input", "message": message}})
+                results = iter(service.submit_batch(good) if good else [])
+                for line in lines:
+                    payload = line if line is not None else next(results).model_dump(mode="json")
+                    sink.write(json.dumps(payload, ensure_ascii=False) + "\n")
+                bar.update(len(chunk))
+    finally:
+        service.stop()
+        if output:
+            sink.close()
+
+
+@app.command()
+def clusters(
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many clusters.")] = 50,
+    min_size: Annotated[int, typer.Option(help="Only clusters with at least this many petitions.")] = 2,
+    as_of: Annotated[Optional[str], typer.Option(help="Heat as of this time (default: the newest petition).")] = None,
+) -> None:
+    """The current clusters of complaints, hottest first, with their member ids."""
+    from triage.logs import configure_logging
+    from triage.matching import Matcher
+    from triage.store.db import Database
+
+    configure_logging("WARNING")
+    settings = get_settings()
+    db = Database(settings.database_url)
+    db.migrate()
+    matcher = Matcher(settings)
+    matcher.open(db)
+    now = _parse_time(as_of) if as_of else matcher.latest_arrival()
+    views = matcher.clusters(now=now, min_size=min_size, limit=limit)
+    if json_out:
+        typer.echo(json.dumps(
+            [{"id": v.id, "title": v.title, "heat": round(v.heat, 4), "size": v.size, "petitioners": v.petitioners,
+              "members": list(v.member_ids), "keywords": v.keywords, "area": v.area, "departments": v.departments,
+              "trend": v.trend, "first_seen": v.first_seen.isoformat(), "last_seen": v.last_seen.isoformat(),
+              "aliases": v.aliases} for v in views], ensure_ascii=False, indent=2))
+        return
+    for v in views:
+        typer.echo(f"{v.id}  heat {v.heat:7.2f}  {v.size:3d} petitions / {v.petitioners:3d} people  {v.trend:7s}  "
+                   f"{v.area or '-'}  {v.title}")
+
+
 @feedback_app.command("export")
 def feedback_export(
     since: Annotated[Optional[str], typer.Option(help="Only corrections made on or after this date (YYYY-MM-DD).")] = None,

@@ -76,7 +76,10 @@ class Triager:
         classes = list(self.router.classes_)
         best = np.argsort(-proba, axis=1)
         level1 = [classes[row[0]] for row in best]
-        level2 = self.router.suggest_level2(texts, level1)
+        if getattr(self.router, "taxonomy", None) is not None:
+            level2 = self.router.suggest_level2(texts, level1)
+        else:  # a bundle trained without a taxonomy routes on first-level categories only
+            level2 = [("", None, 0.0)] * len(texts)
         risks = self.risk.detect(texts) if self.risk is not None else [RiskOut() for _ in texts]
         per_item_ms = (time.perf_counter() - started) * 1000 / len(texts)
 

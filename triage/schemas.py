@@ -9,7 +9,11 @@ from datetime import datetime
 from enum import Enum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 class Channel(str, Enum):
@@ -105,8 +109,16 @@ class PetitionIn(BaseModel):
     channel: Channel = Field(Channel.hotline, description="Intake channel.")
     petitioner: Petitioner | None = None
     location: Location | None = None
-    received_at: datetime | None = Field(None, description="When it was received; defaults to now.")
+    received_at: datetime | None = Field(
+        None, description="When it was received; defaults to now. A time without an offset is Beijing time (UTC+8)."
+    )
     likes: int | None = Field(None, ge=0, description="Likes/support count where the channel has them (message boards).")
+
+
+    @field_validator("received_at")
+    @classmethod
+    def _beijing_when_naive(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=BEIJING) if value is not None and value.tzinfo is None else value
 
 
 class BatchIn(BaseModel):

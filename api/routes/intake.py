@@ -28,6 +28,7 @@ class MessageOut(BaseModel):
     state: Literal["collecting", "confirming", "submitted", "cancelled"]
     slots: dict[str, Any]
     urgent: bool = False
+    asking: str | None = Field(None, description="The slot the reply asks for: what | where | when | contact.")
     ticket: str | None = Field(None, description="Ticket number once submitted, e.g. 20261123-000123.")
     risk: dict[str, Any] | None = None
 

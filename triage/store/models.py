@@ -4,8 +4,31 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from datetime import timezone
+
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator):
+    """Timestamps stored as UTC and read back timezone-aware on every database (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:  # the library only stores aware times; a naive one is taken as UTC
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -27,8 +50,8 @@ class Petition(Base):
     petitioner_phone: Mapped[str | None] = mapped_column(String(32), index=True)
     location_text: Mapped[str | None] = mapped_column(Text)
     likes: Mapped[int | None] = mapped_column(Integer)
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     request_hash: Mapped[str] = mapped_column(String(64))
     # 'pending' until a triage result is stored; a petition is never dropped when triage fails.
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
@@ -51,7 +74,7 @@ class TriageRecord(Base):
     risk_level: Mapped[str] = mapped_column(String(16), index=True)
     top_score: Mapped[float] = mapped_column(Float)
     result: Mapped[dict] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 Index("ix_triage_results_petition_created", TriageRecord.petition_id, TriageRecord.created_at)
@@ -64,7 +87,7 @@ class ServiceState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[dict] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Alert(Base):
@@ -78,9 +101,9 @@ class Alert(Base):
     types: Mapped[list] = mapped_column(JSON)
     flags: Mapped[list] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     acked_by: Mapped[str | None] = mapped_column(String(128))
-    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ack_note: Mapped[str | None] = mapped_column(Text)
 
 
@@ -95,10 +118,10 @@ class OutboxEntry(Base):
     payload: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class IntakeSession(Base):
@@ -111,8 +134,8 @@ class IntakeSession(Base):
     state: Mapped[dict] = mapped_column(JSON)
     ticket_id: Mapped[str | None] = mapped_column(String(32))
     turns: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class TicketSequence(Base):
@@ -136,15 +159,15 @@ class Ticket(Base):
     category: Mapped[str | None] = mapped_column(String(32))
     department_id: Mapped[str | None] = mapped_column(String(64), index=True)
     level: Mapped[str | None] = mapped_column(String(32))
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    accept_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    reply_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    accept_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reply_by: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accept_overdue: Mapped[bool] = mapped_column(Boolean, default=False)
     reply_overdue: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
-    last_escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class TicketEvent(Base):
@@ -159,7 +182,7 @@ class TicketEvent(Base):
     to_state: Mapped[str | None] = mapped_column(String(16))
     actor: Mapped[str] = mapped_column(String(128))
     role: Mapped[str] = mapped_column(String(16))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     note: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict | None] = mapped_column(JSON)
 
@@ -180,4 +203,4 @@ class RoutingFeedback(Base):
     overridden: Mapped[bool] = mapped_column(Boolean, index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

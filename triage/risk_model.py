@@ -1,0 +1,329 @@
+"""Learned part of risk detection: a self-harm level classifier (自杀风险等级) and the text folding it shares.
+
+The classifier reads Weibo posts annotated 0–10 (SOS-4K: ≥ 7 means a method, plan or time is named) together
+with petition-style examples we wrote, and predicts one of three level bands:
+
+    band 0  levels 0–3   no clear risk or passing distress
+    band 1  levels 4–6   ideation without a plan (想死、活着没意思)
+    band 2  levels 7–10  a method, plan or time is named, or the act is imminent
+
+`fold` is the canonical matching form used by the lexicon too: NFKC, traditional→simplified, lower case, and the
+separators people put between characters to dodge keyword filters removed, with a map back to input offsets.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from triage.errors import DataError, NotFitted
+
+BAND_EDGES = (4, 7)  # a level below 4 is band 0, 4–6 band 1, 7 and above band 2
+BAND_NAMES = ("0-3", "4-6", "7-10")
+
+# Characters dropped before matching: whitespace (but not newlines, which separate sentences), zero-width marks
+# and the punctuation used to split a word so that filters miss it (跳 楼, 跳*楼, 自.杀).
+_SEPARATORS = frozenset(" \t\r\u3000\u00a0*·•.-_|/\\~`'\"^+=#@&%$…—－~\u200b\u200c\u200d\u200e\u200f\ufeff")
+
+
+@lru_cache(maxsize=1)
+def _t2s():
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def fold(text: str) -> tuple[str, list[int]]:
+    """Return the matching form of `text` and, for each of its characters, the offset in `text` it came from."""
+    text = text or ""
+    nfkc = unicodedata.normalize("NFKC", text)
+    if len(nfkc) == len(text):
+        pairs = [(i, c) for i, c in enumerate(nfkc.lower()) if c not in _SEPARATORS] if len(nfkc.lower()) == len(nfkc) else None
+    else:
+        pairs = None
+    if pairs is None:  # a character expanded under NFKC or lower(): map character by character
+        pairs = []
+        for i, ch in enumerate(text):
+            for c in unicodedata.normalize("NFKC", ch).lower():
+                if c not in _SEPARATORS:
+                    pairs.append((i, c))
+    folded = "".join(c for _, c in pairs)
+    simplified = _t2s().convert(folded)
+    if len(simplified) == len(folded):
+        folded = simplified
+    return folded, [i for i, _ in pairs]
+
+
+@lru_cache(maxsize=1)
+def pinyin_table() -> dict[str, str]:
+    """Toneless pinyin of each Chinese character's first reading (跳 → tiao); empty without pypinyin."""
+    try:
+        from pypinyin.pinyin_dict import pinyin_dict
+    except ImportError:  # the phonetic channel is then off; exact and folded matching still work
+        return {}
+    table = {}
+    for code, readings in pinyin_dict.items():
+        first = readings.split(",")[0]
+        plain = "".join(c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))
+        table[chr(code)] = plain.replace("ü", "v")
+    return table
+
+
+@lru_cache(maxsize=1)
+def pinyin_readings() -> dict[str, frozenset[str]]:
+    """Every toneless reading of each character (露 → {lu, lou}); empty without pypinyin."""
+    try:
+        from pypinyin.pinyin_dict import pinyin_dict
+    except ImportError:
+        return {}
+    out = {}
+    for code, readings in pinyin_dict.items():
+        plain = {"".join(c for c in unicodedata.normalize("NFD", r) if not unicodedata.combining(c)).replace("ü", "v") for r in readings.split(",")}
+        out[chr(code)] = frozenset(plain)
+    return out
+
+
+def to_pinyin(folded: str) -> tuple[str, list[int], set[int]]:
+    """Spell folded text in toneless pinyin: (haystack, folded offset of each letter, positions where a syllable starts).
+
+    Latin letters are kept as they are, so 'tiao lou' and '自sha' line up with 跳楼 and 自杀; anything else breaks
+    the haystack with '|' so that words never join across punctuation.
+    """
+    table = pinyin_table()
+    out: list[str] = []
+    where: list[int] = []
+    starts: set[int] = set()
+    for i, c in enumerate(folded):
+        syllable = table.get(c)
+        if syllable:
+            starts.add(len(out))
+            out.extend(syllable)
+            where.extend([i] * len(syllable))
+        elif "a" <= c <= "z":
+            starts.add(len(out))
+            out.append(c)
+            where.append(i)
+        else:
+            out.append("|")
+            where.append(i)
+    return "".join(out), where, starts
+
+
+def level_band(levels: Sequence[int]) -> np.ndarray:
+    """Map 0–10 self-harm levels to bands 0, 1, 2."""
+    return np.digitize(np.asarray(levels, dtype=float), BAND_EDGES)
+
+
+def _folded_text(text: str) -> str:
+    return fold(text)[0]
+
+
+class SelfHarmClassifier:
+    """Char 1–3-gram TF-IDF with two balanced logistic-regression heads: level bands, and plan named (≥ 7) or not.
+
+    `plan_probability` averages the binary head with the band head's P(band 2); the pair beat either alone.
+    """
+
+    def __init__(self, *, c: float = 4.0, max_chars: int = 600, use_words: bool = False):
+        self.c = c
+        self.max_chars = max_chars
+        self.use_words = use_words
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        return [_folded_text((t or "")[: self.max_chars]) for t in texts]
+
+    def _features(self, prepared: list[str], fit: bool = False):
+        mats = [vec.fit_transform(prepared) if fit else vec.transform(prepared) for vec in self.vectorizers_]
+        return mats[0] if len(mats) == 1 else sparse.hstack(mats).tocsr()
+
+    def fit(self, texts: Sequence[str], levels: Sequence[int]) -> "SelfHarmClassifier":
+        if len(texts) != len(levels) or len(texts) < 10:
+            raise DataError(f"need at least 10 texts with one level each, got {len(texts)} texts and {len(levels)} levels")
+        bands = level_band(levels)
+        if len(set(bands.tolist())) < 2:
+            raise DataError("the self-harm training data needs more than one level band")
+        self.vectorizers_ = [TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)]
+        if self.use_words:
+            self.vectorizers_.append(
+                TfidfVectorizer(tokenizer=_jieba_words, token_pattern=None, lowercase=False, ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+            )
+        features = self._features(self._prepare(texts), fit=True)
+        self.band_model_ = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(features, bands)
+        self.plan_model_ = None
+        if (bands == 2).any() and (bands < 2).any():
+            self.plan_model_ = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(features, bands == 2)
+        self.classes_ = self.band_model_.classes_
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "band_model_"):
+            raise NotFitted("SelfHarmClassifier is not fitted")
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Rows of P(band 0), P(band 1), P(band 2); a band missing from training gets probability 0."""
+        self._check()
+        return self._both(texts)[0]
+
+    def plan_probability(self, texts: Sequence[str], *, folded: bool = False) -> np.ndarray:
+        """P(a method, plan or time is named: level ≥ 7) per text; `folded` when the texts went through `fold`."""
+        self._check()
+        return self._both(texts, folded=folded)[1]
+
+    def _both(self, texts: Sequence[str], *, folded: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        bands = np.zeros((len(texts), len(BAND_NAMES)))
+        if not len(texts):
+            return bands, np.zeros(0)
+        prepared = [t[: self.max_chars] for t in texts] if folded else self._prepare(texts)
+        features = self._features(prepared)
+        bands[:, self.classes_] = self.band_model_.predict_proba(features)
+        plan = bands[:, 2]
+        if self.plan_model_ is not None:
+            plan = (plan + self.plan_model_.predict_proba(features)[:, 1]) / 2
+        return bands, plan
+
+
+_WORD_SPLIT = re.compile(r"\s+")
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum()
+
+
+def _jieba_words(text: str) -> list[str]:
+    import jieba
+
+    jieba.setLogLevel(60)
+    return [w for w in jieba.lcut(text) if not _WORD_SPLIT.fullmatch(w)]
+
+
+# ------------------------------------------------------------------------------------------------ training data
+
+PETITION_LEVEL_TO_SCALE = {"none": 0, "low": 2, "medium": 4, "high": 6, "critical": 9}
+"""Where our petition examples sit on the 0–10 Weibo scale: critical names a method/time/place (≥ 7), high is
+explicit intent without a plan (band 4–6), medium is ideation, low is distress."""
+
+
+def load_examples(corpora_dir, split: str | None = None) -> list[dict[str, str]]:
+    """Our authored examples (corpora/risk/examples.csv): rows of text, type, level, split."""
+    import csv
+    from pathlib import Path
+
+    path = Path(corpora_dir) / "risk" / "examples.csv"
+    if not path.is_file():
+        raise DataError(f"{path} is missing: the risk examples are part of the project's corpora")
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = {"text", "type", "level", "split"} - set(rows[0] if rows else {})
+    if missing:
+        raise DataError(f"{path} lacks the columns {sorted(missing)}")
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+def weibo_split(data_dir, *, test_size: float = 0.2, seed: int = 0) -> tuple[list[str], list[int], list[str], list[int]]:
+    """The shared self-harm posts split once, stratified by level: (train texts, levels, held-out texts, levels)."""
+    import csv
+    from pathlib import Path
+
+    from sklearn.model_selection import train_test_split
+
+    path = Path(data_dir) / "risk" / "self_harm_train.csv"
+    if not path.is_file():
+        raise DataError(f"{path} is missing")
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = [(r["text"] or "", int(r["level"])) for r in csv.DictReader(fh)]
+    texts, levels = [t for t, _ in rows], [lv for _, lv in rows]
+    train_x, test_x, train_y, test_y = train_test_split(texts, levels, test_size=test_size, random_state=seed, stratify=levels)
+    return list(train_x), list(train_y), list(test_x), list(test_y)
+
+
+def ordinary_petitions(data_dir, *, limit: int = 1500, seed: int = 0) -> list[str]:
+    """Ordinary petitions from the routing training file, as level-0 examples in petition register."""
+    import csv
+    import random
+    from pathlib import Path
+
+    path = Path(data_dir) / "routing" / "train.csv"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8", newline="") as fh:
+        texts = [f"{r.get('title') or ''}\n{r.get('content') or ''}" for r in csv.DictReader(fh)]
+    random.Random(seed).shuffle(texts)
+    return texts[:limit]
+
+
+def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000) -> tuple[list[str], list[str]]:
+    """Folded texts and their type label ('none' for negatives) for RiskTypeClassifier: our examples' train split
+    (high and critical count for their type: what the classifier may raise is an alert) plus ordinary petitions."""
+    texts, labels = [], []
+    for row in load_examples(corpora_dir, split="train"):
+        texts.append(fold(row["text"])[0])
+        labels.append(row["type"] if row["level"] in ("high", "critical") else "none")
+    for text in ordinary_petitions(data_dir, limit=ordinary, seed=1):
+        texts.append(fold(text[:600])[0])
+        labels.append("none")
+    return texts, labels
+
+
+def self_harm_training_set(data_dir, corpora_dir, *, ordinary: int = 1500) -> tuple[list[str], list[int]]:
+    """Weibo train split + our petition examples (train split only) + ordinary petitions at level 0."""
+    texts, levels, _, _ = weibo_split(data_dir)
+    for row in load_examples(corpora_dir, split="train"):
+        texts.append(row["text"])
+        levels.append(PETITION_LEVEL_TO_SCALE[row["level"]] if row["type"] == "self_harm" else 0)
+    extra = ordinary_petitions(data_dir, limit=ordinary)
+    return texts + extra, levels + [0] * len(extra)
+
+
+class RiskTypeClassifier:
+    """One balanced logistic regression per risk type over char 1–3-gram TF-IDF of folded text.
+
+    Trained on our petition examples (a type's high and critical rows are its positives; its medium and low rows,
+    hard negatives, other types and ordinary petitions are negatives). It catches paraphrases the lexicon has no word for ("把他家的房子烧了");
+    `explain` returns the n-grams that pushed a type up, as spans of the folded text.
+    """
+
+    def __init__(self, *, c: float = 4.0, max_chars: int = 600):
+        self.c = c
+        self.max_chars = max_chars
+
+    def fit(self, folded_texts: Sequence[str], types: Sequence[str], type_names: Sequence[str]) -> "RiskTypeClassifier":
+        labels = np.asarray(types)
+        self.types_ = [t for t in type_names if (labels == t).sum() >= 2]
+        if not self.types_:
+            raise DataError("the type classifier needs at least two positives of some risk type")
+        self.vectorizer_ = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
+        features = self.vectorizer_.fit_transform([t[: self.max_chars] for t in folded_texts])
+        self.models_ = [LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(features, labels == t) for t in self.types_]
+        self.vocabulary_ = {i: g for g, i in self.vectorizer_.vocabulary_.items()}
+        return self
+
+    def predict_proba(self, folded_texts: Sequence[str]):
+        """(probabilities, features): one column per type in `types_`."""
+        if not hasattr(self, "models_"):
+            raise NotFitted("RiskTypeClassifier is not fitted")
+        features = self.vectorizer_.transform([t[: self.max_chars] for t in folded_texts])
+        if not len(folded_texts):
+            return np.zeros((0, len(self.types_))), features
+        return np.column_stack([m.predict_proba(features)[:, 1] for m in self.models_]), features
+
+    def explain(self, folded: str, row, type_index: int, k: int = 3) -> list[tuple[int, int]]:
+        """Spans (folded offsets) of the k n-grams of multi-character length that raised this type most."""
+        coef = self.models_[type_index].coef_[0]
+        weights = sorted(((coef[j] * v, self.vocabulary_[j]) for j, v in zip(row.indices, row.data) if coef[j] > 0), reverse=True)
+        spans = []
+        for _, gram in weights:
+            if len(gram) < 2 or not all(_is_word_char(c) for c in gram):
+                continue
+            at = folded.find(gram)
+            if at >= 0:
+                spans.append((at, at + len(gram)))
+            if len(spans) == k:
+                break
+        return spans
