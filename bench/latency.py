@@ -26,7 +26,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine_summary, update_results_md  # noqa: E402
+from bench.common import machine, update_results_md  # noqa: E402
 from tests.conftest import RunningServer  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "routing"
@@ -140,7 +140,7 @@ def main() -> None:
     )
     markdown = (
         f"Command: `python bench/latency.py --requests {args.requests} --batch-rows {args.batch_rows}`. "
-        f"Machine: {machine_summary()}. Each POST stores the petition and its result in SQLite (WAL) before answering.\n\n"
+        f"Machine: {machine()}. Each POST stores the petition and its result in SQLite (WAL) before answering.\n\n"
         + table
     )
     print(markdown)

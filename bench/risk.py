@@ -33,8 +33,27 @@ from triage.text import compose  # noqa: E402
 RANK = {level.value: level.rank for level in LEVELS}
 HIGH = RiskLevel.high.rank
 
-# What a person reading each routing/test.csv alert made of it (filled in after reading the --show-alerts output).
-JUDGED: dict[str, str] = {}
+# What a person reading each routing/test.csv alert made of it (read from the --show-alerts output, 2026-11-25).
+JUDGED: dict[str, str] = {
+    "26255": "right: 不想活了…死也要死在交警总队 (a pregnant worker pushed to resign)",
+    "37": "defensible: rusty hoarding next to a main road 随时可能倒塌; medium would do",
+    "1110": "defensible: power cut 10 times a month, children often trapped in lifts; recurring, medium would do",
+    "138105": "defensible: mining subsidence, houses cracking and ground collapsing now",
+    "162634": "defensible: seriously ill man without income (生活无着); borderline",
+    "43823": "defensible: three attacks on hospital staff, one with a knife; already happened",
+    "70294": "wrong: past fires (几次发生起火) should be medium; 几次发生 is not yet a 'past' word",
+    "174873": "wrong: fires and lift trappings 时有发生 (recurring) should be medium",
+    "143817": "wrong: satire about 进京上访 fees, no one intends to go",
+}
+
+# Earlier rounds on rows now in `train` (each round's val was scored, then used for general fixes and moved).
+HISTORY = [
+    ["1: lexicon only, first look", "190 (92 + 98)", "0.828", "5.1 %"],
+    ["2: lexicon only, new rows", "218 (114 + 104)", "0.530", "5.8 %"],
+    ["2 again, + type classifier (seen rows)", "218", "0.843", "1.9 %"],
+    ["3: lexicon + classifiers, new rows", "136 (69 + 67)", "0.837", "4.5 %"],
+    ["3 again, classifier gated, short negatives", "136", "0.796", "1.5 %"],
+]
 
 
 def type_level(out, name: str) -> int:
@@ -84,7 +103,8 @@ def val_tables(detector: RiskDetector, corpora: Path) -> tuple[str, dict]:
 
     md = [
         f"Our held-out examples: `corpora/risk/examples.csv` split `val` ({len(positives)} positives, "
-        f"{len(negatives)} hard negatives; never used for training or for tuning the lexicon).\n",
+        f"{len(negatives)} hard negatives), written after the last change to the lexicon and the detector and "
+        "used for nothing else.\n",
         markdown_table(
             ["type", "positives", "found ≥ high", "recall ≥ high", "recall ≥ medium", "precision ≥ high", "exact level"],
             by_type,
@@ -200,6 +220,9 @@ def main() -> None:
         f"Machine: {machine()} (shared with other jobs). Run {today()}; "
         f"{'loaded' if args.bundle else 'trained'} in {built:.1f} s.",
         "### Our examples (val split)", val_md,
+        "Earlier rounds (their rows are now in `train`; see corpora/risk/README.md): new rows written after a "
+        "round exposed how much the lexicon was fitted to the phrasings it was written with.\n\n"
+        + markdown_table(["round", "val rows (pos + neg)", "recall ≥ high", "false alerts"], HISTORY),
         "### Self-harm classifier", weibo_md,
         "### Ordinary petitions", ordinary_md,
         "### Time",

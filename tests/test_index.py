@@ -157,3 +157,15 @@ def test_concurrent_adds_from_threads_lose_nothing():
     assert len(index) == 400
     found, _ = index.search(batches[3][1][[7]], k=1)
     assert found[0] == ["T3-7"]
+
+
+def test_saving_over_an_existing_index_replaces_it_whole(vectors, ids, tmp_path):
+    first = make_index("numpy", 32)
+    first.add(ids[:10], vectors[:10])
+    first.save(tmp_path / "ix")
+    second = make_index("faiss", 32)
+    second.add(ids[:20], vectors[:20])
+    second.save(tmp_path / "ix")
+    loaded = load_index(tmp_path / "ix", dim=32)
+    assert loaded.backend == "faiss" and len(loaded) == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ix"]

@@ -167,3 +167,32 @@ def test_predict_before_fit_raises_not_fitted():
 def test_passing_one_string_instead_of_a_list_is_refused(router):
     with pytest.raises(DataError, match="one string"):
         router.predict_proba("小区路灯坏了")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"calibration": "isotonic"},
+        {"calibration": "none"},
+        {"classifier": "logreg", "C": 10.0},
+        {"nb_scaling": True},
+        {"nb_scaling": False},
+        {"char_ngram_range": (1, 3), "title_repeat": 1},
+    ],
+)
+def test_every_configuration_keeps_the_probability_contract(params):
+    router = Router(min_df=1, **params).fit(TEXTS, LABELS)
+    proba = router.predict_proba(TEXTS + ["你好"])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert (proba >= 0).all()
+    assert (router.classes_[proba[:-1].argmax(axis=1)] == np.array(LABELS)).mean() >= 0.9
+    text = compose("学校乱收费", "中学老师组织补课收补课费")
+    assert all(e.text in text for e in router.explain(text))
+
+
+def test_two_class_router_works_like_the_multiclass_one():
+    two = [(t, label) for t, label in zip(TEXTS, LABELS) if label != "教育文体"]
+    router = Router(min_df=1).fit([t for t, _ in two], [label for _, label in two])
+    proba = router.predict_proba([compose("公交车班次少", "等公交车等了一个小时")])
+    assert proba.shape == (1, 2)
+    assert router.classes_[proba.argmax()] == "交通运输"

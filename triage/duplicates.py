@@ -24,7 +24,6 @@ Most petitions have no duplicate: the result is usually an empty list, and never
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,8 +40,8 @@ from triage.similarity import LexicalSimilarity
 # pairs. Vector cosines of the two encoders live on different scales (e5 crowds everything into 0.8–1.0), hence
 # one row per encoder.
 DEFAULT_WEIGHTS: dict[str, tuple[float, float, float, float]] = {
-    "use": (-4.17, 2.66, 10.11, 1.25),
-    "e5": (-4.17, 2.66, 10.11, 1.25),
+    "use": (-4.06, 1.83, 10.13, 2.41),
+    "e5": (-4.06, 1.83, 10.13, 2.41),
 }
 _DIGITS = re.compile(r"\D+")
 
@@ -143,10 +142,10 @@ class DuplicateFinder:
     def __init__(
         self,
         *,
-        repeat_threshold: float = 0.5,
-        same_event_threshold: float = 0.5,
-        same_event_window_hours: float = 168.0,
-        repeat_window_days: float = 60.0,
+        repeat_threshold: float = 0.15,
+        same_event_threshold: float = 0.17,
+        same_event_window_hours: float = 720.0,
+        repeat_window_days: float = 90.0,
         max_results: int = 5,
         encoder: str = "use",
         weights: tuple[float, float, float, float] | None = None,
@@ -240,8 +239,3 @@ class DuplicateFinder:
             raise InvalidInput("one candidate list per petition is needed", field="candidates")
         return [self.find(n, c) for n, c in zip(news, candidates)]
 
-
-def logit(p: float) -> float:
-    """Inverse of the logistic, for reading a threshold as a weighted-sum cut-off."""
-    p = min(max(p, 1e-9), 1 - 1e-9)
-    return math.log(p / (1 - p))

@@ -16,6 +16,8 @@ share of the index (a city's last three days is well under 1% of a national inde
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -121,9 +123,15 @@ class VectorIndex:
         return str(petition_id) in self._key_of
 
     def save(self, path: str | Path) -> Path:
-        """Write the index to directory `path`: manifest.json, ids.json and the backend's vector file."""
+        """Write the index to directory `path`: manifest.json, ids.json and the backend's vector file.
+
+        Written to a sibling temporary directory first and swapped in, so a crash never leaves a half-written
+        index under `path` (the previous one stays until the new one is complete).
+        """
         path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
+        staging = path.with_name(f".{path.name}.saving-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
         with self._lock:
             manifest = {
                 "format_version": INDEX_FORMAT_VERSION,
@@ -134,12 +142,16 @@ class VectorIndex:
                 "params": self._params(),
                 "versions": _versions(),
             }
-            self._save_rows(path)
-            (path / "ids.json").write_text(
+            self._save_rows(staging)
+            (staging / "ids.json").write_text(
                 json.dumps({"next_key": self._next_key, "keys": self._key_of}, ensure_ascii=False), encoding="utf-8"
             )
-            # the manifest goes last: a directory without one is an unfinished save and load() refuses it
-            (path / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+            (staging / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        retired = path.with_name(f".{path.name}.old-{os.getpid()}")
+        if path.exists():
+            path.rename(retired)
+        staging.rename(path)
+        shutil.rmtree(retired, ignore_errors=True)
         return path
 
     @classmethod
@@ -151,7 +163,9 @@ class VectorIndex:
             raise BundleError(f"no vector index at {path} (manifest.json missing)")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if manifest.get("format_version") != INDEX_FORMAT_VERSION:
-            raise BundleError(f"index at {path} has format {manifest.get('format_version')}, expected {INDEX_FORMAT_VERSION}")
+            raise BundleError(
+                f"index at {path} has format {manifest.get('format_version')}, expected {INDEX_FORMAT_VERSION}"
+            )
         want_backend = backend or (cls.backend if cls is not VectorIndex else None)
         if want_backend and manifest["backend"] != want_backend:
             raise BundleError(
@@ -256,10 +270,11 @@ class NumpyIndex(VectorIndex):
 class FaissIndex(VectorIndex):
     """faiss `IndexIDMap` over exact inner product (`kind="flat"`) or an HNSW graph (`kind="hnsw"`).
 
-    HNSW answers in about a millisecond at a million vectors but is approximate, needs more memory than flat
-    (the graph links), and a filtered search over fewer than `exact_below` allowed ids is scored exactly instead
-    of walking the graph. Removing from it only marks ids deleted (faiss cannot unlink graph nodes), so a long-running HNSW
-    index should be rebuilt from the store now and then.
+    HNSW answers faster than a flat scan once the index is large, but it is approximate, needs more memory (the
+    graph links) and is slow to build on one core (see bench/results.md). A filtered search over fewer than
+    `exact_below` allowed ids is scored exactly instead of walking the graph. Removing from HNSW only marks ids
+    deleted (faiss cannot unlink graph nodes), so a long-running HNSW index should be rebuilt from the store now
+    and then.
     """
 
     backend = "faiss"
@@ -329,7 +344,8 @@ class FaissIndex(VectorIndex):
         if selector is None:
             scores, keys = self._index.search(vectors, k)
         elif self.kind == "hnsw":
-            scores, keys = self._index.search(vectors, k, params=faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k)))
+            params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.ef_search, k))
+            scores, keys = self._index.search(vectors, k, params=params)
         else:
             scores, keys = self._index.search(vectors, k, params=faiss.SearchParameters(sel=selector))
         scores = np.where(keys < 0, -np.inf, scores).astype(np.float32)

@@ -13,14 +13,22 @@ Levels (triage.schemas.RiskLevel), highest flag wins:
     low       distress or risk words without intent, and risk words that were negated, reported or hypothetical
     none      nothing found
 
-How a level is reached: cues from the lexicon (Aho–Corasick over a folded text, plus a few regexes, plus toneless
-pinyin for the words people disguise: 跳搂, 自sha, tiao lou) each carry a base level. A cue inside an idiom or an
-ordinary compound (气死我了, 杀毒软件, 跳楼价, 拉横幅庆祝开业) is dropped; a negated (我不会想不开的), reported
-(新闻里说有人跳楼) or hypothetical (防止有人…) cue falls to low; a past or recurring hazard is capped at medium.
-Boosters in the same sentence lift a cue: a date, numbers or a conditional threat make medium → high, immediacy or
-a method make it critical. Then the self-harm classifier (triage.risk_model) lifts a self-harm flag one level when
-it is confident that a plan is named, and alone can raise a medium flag the lexicon missed. When in doubt the
-rules pick the higher level: recall first.
+How a level is reached:
+1. Rules. Cues from the lexicon (Aho–Corasick, `ahocorasick_rs`, over a folded text: NFKC, traditional →
+   simplified, lower case, evasion separators removed; plus a few regexes; plus homophone and pinyin spellings of
+   chosen words: 跳搂, 煤气泄露, 自sha, tiao lou) each carry a base level. A cue inside an idiom or an ordinary
+   compound (气死我了, 杀毒软件, 跳楼价, 拉横幅庆祝开业) is dropped; a negated (我不会想不开的), reported
+   (新闻里说有人跳楼), hypothetical (防止…, 万一着火怎么办) or joking cue falls to low, unless a first-person threat
+   stands between (如果再不解决我就跳楼); a past or recurring hazard is capped at medium. Boosters in the same
+   sentence lift a cue: a date, numbers or a conditional threat make medium → high; immediacy or a method make it
+   critical. Types with `requires` (vulnerable) count only next to a vulnerable person (老人, 孕妇, 透析 …).
+2. Type classifier (risk_model.RiskTypeClassifier): catches phrasings the lexicon has no word for. It raises a type
+   to high or medium when confident, with a stricter threshold where the rules saw nothing of that type, and never
+   where the rules suppressed that type's words or a required person is missing.
+3. Self-harm classifier (risk_model.SelfHarmClassifier, Weibo posts + our petitions): on texts where the rules saw
+   a self-harm word, lifts the flag one level when it is confident a plan is named, or a live distress word to
+   medium.
+When in doubt the rules pick the higher level: recall first. Evidence offsets index the text as given.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from typing import Sequence
 import ahocorasick_rs
 import yaml
 
-from triage.errors import BundleError, NotFitted
+from triage.errors import BundleError, DataError, NotFitted
 from triage.risk_model import RiskTypeClassifier, SelfHarmClassifier, fold, pinyin_readings, pinyin_table, to_pinyin
 from triage.schemas import RiskEvidence, RiskFlag, RiskLevel, RiskOut
 
@@ -73,7 +81,7 @@ class _CompiledLexicon:
         self.spec = spec
         self.types: list[str] = list(spec["types"])
         cue_entries: dict[str, list[tuple[str, int]]] = {}
-        # terms are matched against folded text, so they are folded too (a term written 煤氣 or with a space still works)
+        # terms are matched against folded text, so they are folded too (煤氣 or a spaced term still works)
         for term in map(_fold_term, spec.get("exclusions", [])):
             cue_entries.setdefault(term, []).append(("_exclude", 0))
         self.cue_regex: list[tuple[str, int, re.Pattern]] = []
@@ -121,7 +129,8 @@ class _CompiledLexicon:
         for spelled, term in chars.items():
             syllables = [table.get(c, c) for c in term]
             self.phonetic_by_first.setdefault(term[0], []).append((term, syllables, self.phonetic[spelled]))
-        self.first_char_re = re.compile("[" + re.escape("".join(self.phonetic_by_first)) + "]") if self.phonetic_by_first else None
+        firsts = "".join(self.phonetic_by_first)
+        self.first_char_re = re.compile("[" + re.escape(firsts) + "]") if firsts else None
         self.pin_ac = ahocorasick_rs.AhoCorasick(self.pin_terms) if self.pin_terms else None
         self.caps = {name: RiskLevel(block.get("cap", "critical")).rank for name, block in spec["types"].items()}
 
@@ -140,7 +149,8 @@ class RiskDetector:
         Weibo posts where naming a method scores ≥ 7, is confident for the wrong reason.
     classifier_c: inverse regularisation of the classifiers.
     type_high_threshold, type_medium_threshold: type-classifier probability at which a type the rules left lower is
-        raised to high or medium (never when the rules saw that type's words and suppressed them all).
+        raised to high or medium when the rules saw a word of that type (never when they suppressed them all).
+    type_alone_high_threshold, type_alone_medium_threshold: the same where the rules saw nothing of that type.
     type_max_chars: the type classifier reads a text this long whole; of a longer one, only the sentences where
         the lexicon saw something (a long letter with no risk word at all is not read, which keeps detect fast).
     """
@@ -159,6 +169,8 @@ class RiskDetector:
         classifier_c: float = 4.0,
         type_high_threshold: float = 0.5,
         type_medium_threshold: float = 0.35,
+        type_alone_high_threshold: float = 0.8,
+        type_alone_medium_threshold: float = 0.45,
         type_max_chars: int = 300,
     ):
         self.lexicon_path = lexicon_path
@@ -172,6 +184,8 @@ class RiskDetector:
         self.classifier_c = classifier_c
         self.type_high_threshold = type_high_threshold
         self.type_medium_threshold = type_medium_threshold
+        self.type_alone_high_threshold = type_alone_high_threshold
+        self.type_alone_medium_threshold = type_alone_medium_threshold
         self.type_max_chars = type_max_chars
 
     # ------------------------------------------------------------------------------------------------ fitting
@@ -196,7 +210,10 @@ class RiskDetector:
         return self
 
     def _compile(self) -> None:
-        self.lexicon_ = _CompiledLexicon(yaml.safe_load(self.lexicon_yaml_))
+        try:
+            self.lexicon_ = _CompiledLexicon(yaml.safe_load(self.lexicon_yaml_))
+        except (yaml.YAMLError, KeyError, TypeError, ValueError, re.error) as exc:
+            raise DataError(f"the risk lexicon is invalid: {exc}") from exc
 
     @property
     def types(self) -> list[str]:
@@ -247,12 +264,15 @@ class RiskDetector:
             return
         probabilities, features = self.type_classifier_.predict_proba(inputs)
         for row, i in enumerate(read):
-            levels, evidence, unsuppressed, _ = rules[i]
+            levels, evidence, unsuppressed, _, eligible = rules[i]
             for j, name in enumerate(self.type_classifier_.types_):
                 p = probabilities[row, j]
-                if name in levels and name not in unsuppressed:
-                    continue  # the rules saw this type's words and found them negated, reported or hypothetical
-                target = 3 if p >= self.type_high_threshold else 2 if p >= self.type_medium_threshold else 0
+                if name not in eligible or (name in levels and name not in unsuppressed):
+                    continue  # negated, reported or hypothetical words of this type, or no person it needs
+                seen = name in levels
+                high_at = self.type_high_threshold if seen else self.type_alone_high_threshold
+                medium_at = self.type_medium_threshold if seen else self.type_alone_medium_threshold
+                target = 3 if p >= high_at else 2 if p >= medium_at else 0
                 target = min(target, self.lexicon_.caps[name])
                 if target > levels.get(name, 0):
                     spans = self.type_classifier_.explain(inputs[row], features[row], j)
@@ -265,7 +285,7 @@ class RiskDetector:
     def _assemble(self, text: str, where: list[int], rules, plan_prob: float | None) -> RiskOut:
         if rules is None:
             return RiskOut()
-        levels, evidence, unsuppressed, _ = rules
+        levels, evidence, unsuppressed, _, _ = rules
         if plan_prob is not None and "self_harm" in unsuppressed:
             current = levels["self_harm"]
             if current >= 2 and plan_prob >= self.lift_threshold:
@@ -294,8 +314,9 @@ class RiskDetector:
         flags.sort(key=lambda f: (-f.level.rank, -f.score))
         return RiskOut(level=flags[0].level if flags else RiskLevel.none, flags=flags)
 
-    def _rule_levels(self, folded: str) -> tuple[dict[str, int], dict[str, dict[int, list[tuple[int, int]]]], set[str]]:
-        """Per type: the level the rules reach, the folded spans behind each level, and which types had a plain cue."""
+    def _rule_levels(self, folded: str) -> tuple[dict, dict, set[str], list[tuple[int, int]], set[str]]:
+        """What the rules see: per type the level reached and the folded spans behind each level; the types with a
+        live (not suppressed) cue; the sentences holding any cue; the types the classifier may raise."""
         lex = self.lexicon_
         sentence_ends = [m.start() for m in _SENTENCE_END.finditer(folded)]
         clause_ends = [m.start() for m in _CLAUSE_END.finditer(folded)]
@@ -358,14 +379,18 @@ class RiskDetector:
                 levels[hit.type] = level
             evidence.setdefault(hit.type, {}).setdefault(level, []).extend(spans)
         sentences = sorted({_bounds(sentence_ends, h.start, len(folded)) for h in hits})
-        return levels, evidence, unsuppressed, sentences
+        # a type that needs a kind of person (vulnerable) is never raised by the classifier without one
+        eligible = {t for t in lex.types if t not in lex.requires or mods.get(f"{t}:requires")}
+        return levels, evidence, unsuppressed, sentences, eligible
 
     def _suppressed(self, folded: str, hit: _Hit, mods, sent, clause) -> bool:
         """Negated, hypothetical, reported or taken back as a joke: the cue is about no one here and now."""
         lo = max(clause[0], hit.start - self.negation_window)
-        if any(lo <= s < hit.start and e <= hit.end for s, e in mods.get("negation", [])):  # 没有闻到 may overlap 闻到煤气
-            return True
-        hypothetical = _near(mods.get("hypothetical", []), max(clause[0], hit.start - self.hypothetical_window), hit.start, before=True)
+        for s, e in mods.get("negation", []):  # 没有闻到 may overlap 闻到煤气
+            if lo <= s < hit.start and e <= hit.end and not _has_intent(folded[e : hit.start]):
+                return True
+        lo = max(clause[0], hit.start - self.hypothetical_window)
+        hypothetical = _near(mods.get("hypothetical", []), lo, hit.start, before=True)
         if hypothetical is not None and not _has_intent(folded[hypothetical[1] : hit.start]):
             return True
         after = _near(mods.get("reported_after", []), hit.end, min(sent[1], hit.end + 8))
@@ -393,7 +418,8 @@ class RiskDetector:
             for term, syllables, entries in lex.phonetic_by_first[folded[start]]:
                 candidate = folded[start : start + len(term)]
                 # two-character words are left to the lexicon's listed variants: 自沙溪 (since 沙溪) is not 自杀
-                if len(term) >= 3 and len(candidate) == len(term) and candidate != term and sum(a == b for a, b in zip(candidate, term)) >= len(term) - 1:
+                same = sum(a == b for a, b in zip(candidate, term))
+                if len(term) >= 3 and len(candidate) == len(term) and candidate != term and same >= len(term) - 1:
                     if all(syl in readings.get(c, ()) for c, syl in zip(candidate, syllables)):
                         spans.extend((name, level, start, start + len(term)) for name, level in entries)
         if lex.pin_ac is not None and _LATIN_RUN.search(folded):
@@ -422,7 +448,8 @@ class RiskDetector:
         staging.mkdir(parents=True)
         (staging / "lexicon.yaml").write_text(self.lexicon_yaml_, encoding="utf-8")
         with open(staging / "detector.pkl", "wb") as fh:
-            pickle.dump({"params": self.get_params(), "classifier": self.classifier_, "type_classifier": self.type_classifier_}, fh)
+            state = {"params": self.get_params(), "classifier": self.classifier_, "type_classifier": self.type_classifier_}
+            pickle.dump(state, fh)
         manifest = {
             "component": "risk",
             "format": BUNDLE_FORMAT,
@@ -447,7 +474,8 @@ class RiskDetector:
             raise BundleError(f"{directory} has no manifest.json: not a risk bundle")
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         if manifest.get("component") != "risk" or manifest.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"{directory} is a {manifest.get('component')} bundle of format {manifest.get('format')}, expected risk/{BUNDLE_FORMAT}")
+            found = f"{manifest.get('component')}/{manifest.get('format')}"
+            raise BundleError(f"{directory} holds a {found} bundle; this library reads risk/{BUNDLE_FORMAT}")
         with open(directory / "detector.pkl", "rb") as fh:
             state = pickle.load(fh)
         detector = cls(**{**state["params"], "lexicon_path": directory / "lexicon.yaml"})
@@ -470,6 +498,8 @@ class RiskDetector:
             "classifier_c": self.classifier_c,
             "type_high_threshold": self.type_high_threshold,
             "type_medium_threshold": self.type_medium_threshold,
+            "type_alone_high_threshold": self.type_alone_high_threshold,
+            "type_alone_medium_threshold": self.type_alone_medium_threshold,
             "type_max_chars": self.type_max_chars,
         }
 

@@ -45,7 +45,8 @@ def fold(text: str) -> tuple[str, list[int]]:
     text = text or ""
     nfkc = unicodedata.normalize("NFKC", text)
     if len(nfkc) == len(text):
-        pairs = [(i, c) for i, c in enumerate(nfkc.lower()) if c not in _SEPARATORS] if len(nfkc.lower()) == len(nfkc) else None
+        lowered = nfkc.lower()
+        pairs = [(i, c) for i, c in enumerate(lowered) if c not in _SEPARATORS] if len(lowered) == len(nfkc) else None
     else:
         pairs = None
     if pairs is None:  # a character expanded under NFKC or lower(): map character by character
@@ -61,6 +62,11 @@ def fold(text: str) -> tuple[str, list[int]]:
     return folded, [i for i, _ in pairs]
 
 
+def _toneless(reading: str) -> str:
+    """yǐ → yi, lǜ → lu (the same rule for the lexicon and the text, so they still line up)."""
+    return "".join(c for c in unicodedata.normalize("NFD", reading) if not unicodedata.combining(c))
+
+
 @lru_cache(maxsize=1)
 def pinyin_table() -> dict[str, str]:
     """Toneless pinyin of each Chinese character's first reading (跳 → tiao); empty without pypinyin."""
@@ -70,9 +76,7 @@ def pinyin_table() -> dict[str, str]:
         return {}
     table = {}
     for code, readings in pinyin_dict.items():
-        first = readings.split(",")[0]
-        plain = "".join(c for c in unicodedata.normalize("NFD", first) if not unicodedata.combining(c))
-        table[chr(code)] = plain.replace("ü", "v")
+        table[chr(code)] = _toneless(readings.split(",")[0])
     return table
 
 
@@ -85,8 +89,7 @@ def pinyin_readings() -> dict[str, frozenset[str]]:
         return {}
     out = {}
     for code, readings in pinyin_dict.items():
-        plain = {"".join(c for c in unicodedata.normalize("NFD", r) if not unicodedata.combining(c)).replace("ü", "v") for r in readings.split(",")}
-        out[chr(code)] = frozenset(plain)
+        out[chr(code)] = frozenset(_toneless(r) for r in readings.split(","))
     return out
 
 
@@ -152,7 +155,9 @@ class SelfHarmClassifier:
         self.vectorizers_ = [TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)]
         if self.use_words:
             self.vectorizers_.append(
-                TfidfVectorizer(tokenizer=_jieba_words, token_pattern=None, lowercase=False, ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+                TfidfVectorizer(
+                    tokenizer=_jieba_words, token_pattern=None, lowercase=False, ngram_range=(1, 2), sublinear_tf=True, min_df=2
+                )
             )
         features = self._features(self._prepare(texts), fit=True)
         self.band_model_ = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(features, bands)
@@ -239,7 +244,9 @@ def weibo_split(data_dir, *, test_size: float = 0.2, seed: int = 0) -> tuple[lis
     with open(path, encoding="utf-8", newline="") as fh:
         rows = [(r["text"] or "", int(r["level"])) for r in csv.DictReader(fh)]
     texts, levels = [t for t, _ in rows], [lv for _, lv in rows]
-    train_x, test_x, train_y, test_y = train_test_split(texts, levels, test_size=test_size, random_state=seed, stratify=levels)
+    train_x, test_x, train_y, test_y = train_test_split(
+        texts, levels, test_size=test_size, random_state=seed, stratify=levels
+    )
     return list(train_x), list(train_y), list(test_x), list(test_y)
 
 
@@ -260,14 +267,22 @@ def ordinary_petitions(data_dir, *, limit: int = 1500, seed: int = 0) -> list[st
 
 def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000) -> tuple[list[str], list[str]]:
     """Folded texts and their type label ('none' for negatives) for RiskTypeClassifier: our examples' train split
-    (high and critical count for their type: what the classifier may raise is an alert) plus ordinary petitions."""
+    (high and critical count for their type: what the classifier may raise is an alert) plus ordinary petitions
+    (`ordinary` of them whole, by title and by one sentence; every other title of the routing train file)."""
     texts, labels = [], []
     for row in load_examples(corpora_dir, split="train"):
         texts.append(fold(row["text"])[0])
         labels.append(row["type"] if row["level"] in ("high", "critical") else "none")
-    for text in ordinary_petitions(data_dir, limit=ordinary, seed=1):
-        texts.append(fold(text[:600])[0])
-        labels.append("none")
+    # Ordinary petitions as negatives, whole and cut short: a title or one sentence is as short as a hotline
+    # complaint, and without short negatives the classifier learns that short means risky (嗓子沙哑好几天了).
+    for n, text in enumerate(ordinary_petitions(data_dir, limit=10_000, seed=1)):
+        title, _, content = text.partition("\n")
+        sentences = [s for s in re.split(r"[。！？!?]", content) if len(s) >= 6]
+        pieces = [title] if n >= ordinary else [title, text[:600], sentences[len(sentences) // 2] if sentences else ""]
+        for piece in pieces:
+            if piece.strip():
+                texts.append(fold(piece)[0])
+                labels.append("none")
     return texts, labels
 
 
@@ -285,7 +300,8 @@ class RiskTypeClassifier:
     """One balanced logistic regression per risk type over char 1–3-gram TF-IDF of folded text.
 
     Trained on our petition examples (a type's high and critical rows are its positives; its medium and low rows,
-    hard negatives, other types and ordinary petitions are negatives). It catches paraphrases the lexicon has no word for ("把他家的房子烧了");
+    hard negatives, other types and ordinary petitions are negatives). It catches paraphrases the lexicon has no
+    word for ("把他家的房子烧了");
     `explain` returns the n-grams that pushed a type up, as spans of the folded text.
     """
 
@@ -300,7 +316,9 @@ class RiskTypeClassifier:
             raise DataError("the type classifier needs at least two positives of some risk type")
         self.vectorizer_ = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
         features = self.vectorizer_.fit_transform([t[: self.max_chars] for t in folded_texts])
-        self.models_ = [LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(features, labels == t) for t in self.types_]
+        self.models_ = [
+            LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(features, labels == t) for t in self.types_
+        ]
         self.vocabulary_ = {i: g for g, i in self.vectorizer_.vocabulary_.items()}
         return self
 
@@ -316,7 +334,8 @@ class RiskTypeClassifier:
     def explain(self, folded: str, row, type_index: int, k: int = 3) -> list[tuple[int, int]]:
         """Spans (folded offsets) of the k n-grams of multi-character length that raised this type most."""
         coef = self.models_[type_index].coef_[0]
-        weights = sorted(((coef[j] * v, self.vocabulary_[j]) for j, v in zip(row.indices, row.data) if coef[j] > 0), reverse=True)
+        pairs = ((coef[j] * v, self.vocabulary_[j]) for j, v in zip(row.indices, row.data) if coef[j] > 0)
+        weights = sorted(pairs, reverse=True)
         spans = []
         for _, gram in weights:
             if len(gram) < 2 or not all(_is_word_char(c) for c in gram):

@@ -63,6 +63,8 @@ class Router:
     classifier : "svm" (LinearSVC) or "logreg".
     C : inverse regularisation strength.
     class_weight : None or "balanced".
+    nb_scaling : scale features per class by their naive-Bayes log-count ratio (NB-SVM) before the linear model.
+    nb_alpha : smoothing of those counts.
     calibration : "temperature" (one softmax temperature), "isotonic" (one-vs-rest isotonic on the top score,
         renormalised) or "none" (softmax of raw scores), fitted on `calibration_folds`-fold out-of-fold scores.
     min_cjk_chars : texts with fewer Chinese characters than this get probabilities shrunk towards uniform in
@@ -73,15 +75,17 @@ class Router:
     def __init__(
         self,
         *,
-        title_repeat: int = 2,
+        title_repeat: int = 3,
         max_content_chars: int = 600,
-        char_ngram_range: tuple[int, int] = (1, 3),
+        char_ngram_range: tuple[int, int] = (1, 2),
         min_df: int = 2,
         sublinear_tf: bool = True,
         word_ngram_range: tuple[int, int] | None = None,
         classifier: str = "svm",
-        C: float = 0.5,
-        class_weight: str | None = None,
+        C: float = 1.0,
+        class_weight: str | None = "balanced",
+        nb_scaling: bool = False,
+        nb_alpha: float = 1.0,
         calibration: str = "temperature",
         calibration_folds: int = 3,
         min_cjk_chars: int = 8,
@@ -97,6 +101,8 @@ class Router:
         self.classifier = classifier
         self.C = C
         self.class_weight = class_weight
+        self.nb_scaling = nb_scaling
+        self.nb_alpha = nb_alpha
         self.calibration = calibration
         self.calibration_folds = calibration_folds
         self.min_cjk_chars = min_cjk_chars
@@ -129,12 +135,32 @@ class Router:
             return LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
         return LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000)
 
-    @staticmethod
-    def _coef(model, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-        coef, intercept = np.asarray(model.coef_, dtype=np.float32), np.asarray(model.intercept_, dtype=np.float32)
-        if n_classes == 2:  # binary linear models keep one row: the positive class
-            coef, intercept = np.vstack([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
-        return coef, intercept
+    def _fit_linear(self, X: sp.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(classes, coef, intercept) of one linear model per class.
+
+        With `nb_scaling` (NB-SVM, Wang & Manning 2012) class k's binary model sees the features multiplied by
+        their log-count ratio r_k = log(P(feature | k) / P(feature | not k)); folding r_k back into the weights
+        keeps the model one plain linear map, so scoring and `explain` are unchanged.
+        """
+        classes = np.unique(y)
+        if not self.nb_scaling:
+            model = self._linear_model().fit(X, y)
+            coef, intercept = np.asarray(model.coef_, np.float32), np.asarray(model.intercept_, np.float32)
+            if len(classes) == 2:  # binary linear models keep one row: the positive class
+                coef, intercept = np.vstack([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
+            return classes, coef, intercept
+        present = X.copy()
+        present.data[:] = 1
+        coefs, intercepts = [], []
+        for label in classes:
+            positive = y == label
+            p = self.nb_alpha + np.asarray(present[positive].sum(axis=0)).ravel()
+            q = self.nb_alpha + np.asarray(present[~positive].sum(axis=0)).ravel()
+            ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
+            model = self._linear_model().fit(X.multiply(ratio).tocsr(), positive)
+            coefs.append(ratio * np.asarray(model.coef_, np.float32).ravel())
+            intercepts.append(float(np.ravel(model.intercept_)[0]))
+        return classes, np.vstack(coefs), np.asarray(intercepts, np.float32)
 
     def _scores(self, X: sp.csr_matrix) -> np.ndarray:
         return np.asarray(X @ self.coef_.T) + self.intercept_
@@ -155,12 +181,12 @@ class Router:
         for vec in self.vectorizers_:
             vec.stop_words_ = None  # the n-grams min_df dropped: only needed for introspection, and large
         X = self._features(prepared)
-        self.coef_, self.intercept_ = self._coef(self._linear_model().fit(X, y), len(self.classes_))
+        _, self.coef_, self.intercept_ = self._fit_linear(X, y)
         self._fit_calibration(X, y)
         self.n_features_ = X.shape[1]
         self.n_train_ = len(texts)
         self.fit_seconds_ = time.perf_counter() - started
-        self._feature_names = None
+        self._feature_names = self._last_single = None
         if self.taxonomy is not None:
             self.level2_idf_ = _name_idf(self.taxonomy, texts)
         return self
@@ -173,12 +199,11 @@ class Router:
         oof = np.zeros((len(y), len(self.classes_)), dtype=np.float64)
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         for train_idx, held_idx in splitter.split(X, y):
-            model = self._linear_model().fit(X[train_idx], y[train_idx])
-            coef, intercept = self._coef(model, len(self.classes_))
+            fold_classes, coef, intercept = self._fit_linear(X[train_idx], y[train_idx])
             scores = np.asarray(X[held_idx] @ coef.T) + intercept
             # a fold may miss a class; align its columns with classes_
             aligned = np.full((len(held_idx), len(self.classes_)), -1e3)
-            aligned[:, np.searchsorted(self.classes_, model.classes_)] = scores
+            aligned[:, np.searchsorted(self.classes_, fold_classes)] = scores
             oof[held_idx] = aligned
         truth = np.searchsorted(self.classes_, y)
 
@@ -201,7 +226,17 @@ class Router:
         """Raw linear scores, shape (n_texts, n_classes)."""
         self._check()
         texts = _as_list(texts)
-        return self._scores(self._features(self._prepare(texts)))
+        return self._scores(self._features_of(texts))
+
+    def _features_of(self, texts: list[str]) -> sp.csr_matrix:
+        # one-entry cache: the pipeline calls predict_proba then explain on the same single petition
+        last = getattr(self, "_last_single", None)
+        if len(texts) == 1 and last is not None and last[0] == texts[0]:
+            return last[1]
+        X = self._features(self._prepare(texts))
+        if len(texts) == 1:
+            self._last_single = (texts[0], X)
+        return X
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, shape (n_texts, n_classes), columns in `classes_` order, rows sum to 1."""
@@ -219,27 +254,48 @@ class Router:
         return self.classes_[self.predict_proba(texts).argmax(axis=1)]
 
     def explain(self, text: str, k: int = 5) -> list[Evidence]:
-        """The k n-grams of `text` that pushed its top class up most (feature value × class weight).
+        """Up to k spans of `text` that pushed its top class up most, strongest first.
 
-        Every returned `Evidence.text` occurs in `text`; n-grams inside an already chosen one are skipped.
+        Each n-gram's contribution (feature value × weight of the top class) is spread over the characters
+        where it occurs; runs of characters carrying at least a quarter of the strongest character's share
+        become the evidence, so char n-grams read as phrases (施工围墙, not 施 / 工). Every `Evidence.text` is a
+        substring of `text`; `weight` is the summed contribution of the span.
         """
         self._check()
-        prepared = self._prepare([text])
-        X = self._features(prepared)
-        row_scores = self._scores(X)[0]
-        top = int(np.argmax(row_scores))
+        title, content = split_composed(text)
+        visible = title + "\n" + content[: self.max_content_chars]
+        X = self._features_of([text])
+        top = int(np.argmax(self._scores(X)[0]))
         contributions = X.data * self.coef_[top, X.indices]
         names = self._names()
-        chosen: list[Evidence] = []
-        for position in np.argsort(-contributions):
-            if len(chosen) >= k or contributions[position] <= 0:
+        per_char = np.zeros(len(visible))
+        for position in np.argsort(-contributions)[:40]:
+            if contributions[position] <= 0:
                 break
-            gram = names[X.indices[position]].strip()
-            if not gram or gram not in text or any(gram in e.text for e in chosen):
+            gram = names[X.indices[position]]
+            starts, at = [], visible.find(gram)
+            while at >= 0 and gram.strip():
+                starts.append(at)
+                at = visible.find(gram, at + 1)
+            for at in starts:
+                per_char[at : at + len(gram)] += contributions[position] / (len(gram) * len(starts))
+        if not per_char.any():
+            return []
+        strong = per_char >= 0.25 * per_char.max()
+        spans: dict[str, float] = {}
+        at = 0
+        while at < len(visible):
+            if not strong[at] or not _is_word_char(visible[at]):
+                at += 1
                 continue
-            chosen = [e for e in chosen if e.text not in gram]  # a longer n-gram replaces its parts
-            chosen.append(Evidence(text=gram, weight=round(float(contributions[position]), 4)))
-        return chosen
+            end = at
+            while end < len(visible) and strong[end] and _is_word_char(visible[end]):
+                end += 1
+            piece = visible[at:end]
+            spans[piece] = spans.get(piece, 0.0) + float(per_char[at:end].sum())
+            at = end
+        ranked = sorted(spans.items(), key=lambda item: -item[1])[:k]
+        return [Evidence(text=piece, weight=round(weight, 4)) for piece, weight in ranked]
 
     def _names(self) -> list[str]:
         if getattr(self, "_feature_names", None) is None:
@@ -277,7 +333,7 @@ class Router:
         self._check()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self._feature_names = None  # rebuilt on demand; keeps the file small
+        self._feature_names = self._last_single = None  # rebuilt on demand; keeps the file small
         joblib.dump(self, directory / MODEL_FILE, compress=3)
         meta = {
             "sklearn_version": sklearn.__version__,
@@ -344,6 +400,10 @@ def _tfidf(vec: TfidfVectorizer, docs: list[str]) -> sp.csr_matrix:
     matrix.data /= np.repeat(np.where(norms > 0, norms, 1), np.diff(matrix.indptr)).astype(np.float32)
     matrix.sort_indices()
     return matrix
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum()
 
 
 def _cjk_count(text: str) -> int:

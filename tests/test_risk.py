@@ -1,0 +1,193 @@
+"""Risk flags: the issue's examples, hard negatives, evasions, levels, evidence spans, persistence.
+
+A small detector is trained once per session on the project's own examples (corpora/risk/examples.csv, train
+split) — no shared data needed, a few seconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from triage.errors import BundleError, NotFitted
+from triage.risk import RiskDetector
+from triage.risk_model import PETITION_LEVEL_TO_SCALE, fold, load_examples
+from triage.schemas import RiskLevel
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT / "corpora"
+LEXICON = CORPORA / "risk" / "lexicon.yaml"
+
+
+@pytest.fixture(scope="session")
+def detector() -> RiskDetector:
+    rows = load_examples(CORPORA, split="train")
+    texts = [r["text"] for r in rows]
+    levels = [PETITION_LEVEL_TO_SCALE[r["level"]] if r["type"] == "self_harm" else 0 for r in rows]
+    type_labels = [r["type"] if r["level"] in ("high", "critical") else "none" for r in rows]
+    return RiskDetector(lexicon_path=LEXICON).fit(texts, levels, type_texts=texts, type_labels=type_labels)
+
+
+def flag(out, name):
+    return next((f for f in out.flags if f.type == name), None)
+
+
+@pytest.mark.parametrize(
+    ("text", "risk_type", "words"),
+    [
+        ("再不解决我就从楼上跳下去", "self_harm", ["跳下去"]),
+        ("明天我们几十个人去市政府门口拉横幅", "gathering", ["拉横幅"]),
+        ("楼道里一股煤气味已经两天了", "public_safety", ["煤气味"]),
+    ],
+)
+def test_issue_examples_are_high_with_their_type_and_evidence_that_slices_the_input(detector, text, risk_type, words):
+    out = detector.detect([text])[0]
+    found = flag(out, risk_type)
+    assert found is not None and found.level >= RiskLevel.high
+    assert out.level >= RiskLevel.high
+    assert found.evidence, "a flag must say why"
+    for evidence in found.evidence:
+        assert text[evidence.start : evidence.end] == evidence.text
+    assert any(word in e.text for e in found.evidence for word in words)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "气死我了",
+        "累死了",
+        "杀毒软件",
+        "炸酱面馆",
+        "我不会想不开的",
+        "新闻里说有人跳楼",
+        "燃气费涨价",
+        "拉横幅庆祝开业",
+        "电梯广告",
+        "跳广场舞",
+        "商场门口天天喊跳楼价大甩卖",
+        "为了预防火灾，建议小区多配一些灭火器",
+        "如果发生燃气泄漏怎么办？",
+        "我家没有闻到煤气味，就是燃气灶打不着火",
+    ],
+)
+def test_named_hard_negatives_stay_below_high(detector, text):
+    assert detector.detect([text])[0].level < RiskLevel.high
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "再不解決我就從樓上跳下去",  # traditional characters
+        "再不解决我就从楼上跳 下 去",  # spaces between characters
+        "我 不 想 活 了",
+        "你们再拖，我就去跳搂",  # homophone
+        "再这样我就自sha",  # half pinyin
+        "领导不管的话我 tiao lou 算了",  # pinyin
+        "再不解决我就从楼上跳*下*去",  # separators
+        "楼道里煤气泄露好几天了",  # common miswriting of 泄漏
+    ],
+)
+def test_evasions_are_caught(detector, text):
+    assert detector.detect([text])[0].level >= RiskLevel.high
+
+
+@pytest.mark.parametrize("text", ["嗓子沙哑好几天了", "自沙溪炼油厂开厂以来污染严重", "一个晚上都没睡好", "紫砂壶店门口乱停车"])
+def test_chance_homophones_are_not_flagged(detector, text):
+    assert detector.detect([text])[0].level < RiskLevel.high
+
+
+def test_conditional_threat_is_high_but_negated_or_reported_words_are_low(detector):
+    threat, negated, reported = detector.detect(["如果再不解决我就跳楼", "我不会跳楼的，放心", "听说隔壁小区有人跳楼了"])
+    assert flag(threat, "self_harm").level >= RiskLevel.high
+    assert negated.level <= RiskLevel.low
+    assert reported.level <= RiskLevel.low
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["我已经站在楼顶了，你们今天不给答复我就跳下去", "东西都准备好了，买好了木炭，这个世道我不想待了", "今晚我就从桥上跳下去"],
+)
+def test_a_named_method_time_or_place_is_critical(detector, text):
+    assert flag(detector.detect([text])[0], "self_harm").level == RiskLevel.critical
+
+
+def test_levels_are_ordered_and_a_petition_takes_its_highest_flag(detector):
+    assert RiskLevel.none < RiskLevel.low < RiskLevel.medium < RiskLevel.high < RiskLevel.critical
+    out = detector.detect(["我们小区的电梯经常出故障，上个月还困过人。再不修我们全体业主明天就去区政府门口拉横幅"])[0]
+    assert len(out.flags) >= 2
+    assert out.level == max(f.level for f in out.flags)
+    assert [f.level.rank for f in out.flags] == sorted((f.level.rank for f in out.flags), reverse=True)
+
+
+def test_past_or_recurring_hazard_is_medium_not_an_alert(detector):
+    out = detector.detect(["去年我们楼的电梯困过一次人，请督促物业检修"])[0]
+    assert flag(out, "public_safety").level == RiskLevel.medium
+
+
+def test_vulnerable_needs_a_vulnerable_person(detector):
+    ordinary, danger = detector.detect(["小区明天停水，请问几点恢复", "隔壁独居老人家里停电三天了，没人管"])
+    assert flag(ordinary, "vulnerable") is None
+    assert flag(danger, "vulnerable").level >= RiskLevel.high
+
+
+def test_empty_or_blank_text_has_no_risk(detector):
+    for out in detector.detect(["", "   ", "\n"]):
+        assert out.level == RiskLevel.none and out.flags == []
+
+
+def test_batch_gives_the_same_answer_as_one_at_a_time(detector):
+    texts = ["再不解决我就从楼上跳下去", "路灯坏了", "楼道里一股煤气味已经两天了"]
+    assert detector.detect(texts) == [detector.detect([t])[0] for t in texts]
+
+
+def test_evidence_offsets_index_the_text_as_given(detector):
+    text = "标题：投诉\n我　真的　不想活了！！　　再不解决我就从楼上跳下去"
+    for f in detector.detect([text])[0].flags:
+        for e in f.evidence:
+            assert text[e.start : e.end] == e.text
+
+
+def test_fold_maps_every_character_back_to_the_input():
+    text = "再不解決 我就從*樓上跳下去ＡＢＣ"
+    folded, where = fold(text)
+    assert "再不解决我就从楼上跳下去abc" == folded
+    assert len(where) == len(folded)
+    assert where == sorted(where)
+    assert all(fold(text[i])[0] == c for i, c in zip(where, folded))
+
+
+def test_save_then_load_gives_identical_output_without_the_corpora(tmp_path, detector):
+    lexicon = tmp_path / "lexicon.yaml"
+    shutil.copy(LEXICON, lexicon)
+    rows = load_examples(CORPORA, split="train")
+    texts = [r["text"] for r in rows]
+    own = RiskDetector(lexicon_path=lexicon).fit(
+        texts,
+        [PETITION_LEVEL_TO_SCALE[r["level"]] if r["type"] == "self_harm" else 0 for r in rows],
+        type_texts=texts,
+        type_labels=[r["type"] if r["level"] in ("high", "critical") else "none" for r in rows],
+    )
+    own.save(tmp_path / "bundle")
+    lexicon.unlink()  # a loaded detector must not need the lexicon it was built from
+    loaded = RiskDetector.load(tmp_path / "bundle")
+    probe = texts[:60] + ["明天我们几十个人去市政府门口拉横幅", "tiao lou", ""]
+    assert loaded.detect(probe) == own.detect(probe)
+    with pytest.raises(BundleError):
+        own.save(tmp_path / "bundle")  # a bundle is never overwritten
+
+
+def test_loading_something_that_is_not_a_risk_bundle_fails_clearly(tmp_path):
+    with pytest.raises(BundleError):
+        RiskDetector.load(tmp_path)
+
+
+def test_an_unfitted_detector_refuses_to_detect():
+    with pytest.raises(NotFitted):
+        RiskDetector().detect(["再不解决我就从楼上跳下去"])
+
+
+def test_lexicon_alone_works_without_any_training(tmp_path):
+    lexicon_only = RiskDetector(lexicon_path=LEXICON).fit()
+    assert lexicon_only.detect(["再不解决我就从楼上跳下去"])[0].level >= RiskLevel.high
