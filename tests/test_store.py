@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -12,9 +13,22 @@ from triage.store import petitions as repo
 from triage.store.db import Database
 
 
-@pytest.fixture()
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+POSTGRES_URL = os.environ.get("TRIAGE_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.skipif(
+    not POSTGRES_URL, reason="set TRIAGE_TEST_POSTGRES_URL=postgresql+psycopg://… to run the store tests on PostgreSQL"))]
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path):
+    if request.param == "sqlite":
+        database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    else:
+        database = Database(POSTGRES_URL)
+        from triage.store.models import Base
+
+        with database.engine.begin() as connection:  # a clean schema for each test
+            Base.metadata.drop_all(connection)
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     database.migrate()
     yield database
     database.dispose()
