@@ -6,13 +6,15 @@ on held-out Weibo posts, alert rates on ordinary petitions, and time per petitio
 
 Trains the detector as `train_detector` does (lexicon + classifier on the shared data's train split and our
 examples' `train` split), unless --bundle points at a saved one, then evaluates on what training never saw:
-corpora/risk/examples.csv `val` rows, the 20 % Weibo hold-out (weibo_split, seed 0), and routing/test.csv.
-Prints the tables and replaces the "Risk" section of bench/results.md.
+corpora/risk/examples.csv `val` and `val2` rows, corpora/risk/val_blind.csv when it exists (written by another
+engineer; only aggregate figures are printed for it and for `val2`, never a row), the 20 % Weibo hold-out
+(weibo_split, seed 0), and routing/test.csv. Prints the tables and replaces the "Risk" section of bench/results.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import statistics
 import sys
 import time
@@ -44,7 +46,10 @@ JUDGED: dict[str, str] = {
     "70294": "wrong: past fires (几次发生起火) should be medium; 几次发生 is not yet a 'past' word",
     "174873": "wrong: fires and lift trappings 时有发生 (recurring) should be medium",
     "143817": "wrong: satire about 进京上访 fees, no one intends to go",
+    "2836": "right: after a failed operation, 盼望着能离开这个世界…我想过很多种死法",
+    "182424": "wrong: restaurant fumes (一股油烟味) raised by the type classifier",
 }
+# 70294, 174873 and 143817 were no longer alerts after the past-marker and satire rules (2026-11-25, second round).
 
 # Earlier rounds on rows now in `train` (each round's val was scored, then used for general fixes and moved).
 HISTORY = [
@@ -53,15 +58,28 @@ HISTORY = [
     ["2 again, + type classifier (seen rows)", "218", "0.843", "1.9 %"],
     ["3: lexicon + classifiers, new rows", "136 (69 + 67)", "0.837", "4.5 %"],
     ["3 again, classifier gated, short negatives", "136", "0.796", "1.5 %"],
+    ["4 (the current val), first look", "115 (59 + 56)", "0.886", "1.8 %"],
+    ["val (rounds 4 + 5), before the second round of work", "205 (107 + 98)", "0.886", "2.0 %"],
+    ["val2 (91 new rows), before the second round of work", "91 (59 + 32)", "0.703", "3.1 %"],
 ]
+# Second round of work (2026-11-25): val2 was written first and never trained on; its rows are not printed. The
+# rule changes of that round were drawn from new train rows and from the issue's own list of val misses
+# (高压线被吹断, 好几天没开门, 井盖…掉下去受伤), so val is no longer untouched; val2 and val_blind are the honest figures.
+# After round 4's first look only train-derived changes were made (urgent calls and a few critical boosters, from
+# train rows that reached high instead of critical); the figures above the history are the second look.
 
 
 def type_level(out, name: str) -> int:
     return max((f.level.rank for f in out.flags if f.type == name), default=0)
 
 
-def val_tables(detector: RiskDetector, corpora: Path) -> tuple[str, dict]:
-    rows = load_examples(corpora, split="val")
+def val_tables(detector: RiskDetector, corpora: Path, split: str = "val", *, show_rows: bool = True) -> tuple[str, dict]:
+    rows = load_examples(corpora, split=split)
+    return example_tables(detector, rows, show_rows=show_rows)
+
+
+def example_tables(detector: RiskDetector, rows: list[dict], *, show_rows: bool) -> tuple[str, dict]:
+    """Per-type and per-level tables over labelled rows (text, type, level); rows are quoted only if `show_rows`."""
     outs = detector.detect([r["text"] for r in rows])
     types = detector.types
     positives = [(r, o) for r, o in zip(rows, outs) if r["level"] != "none"]
@@ -101,10 +119,9 @@ def val_tables(detector: RiskDetector, corpora: Path) -> tuple[str, dict]:
     false_medium = sum(o.level.rank >= 2 for _, o in negatives)
     misses = [(r, o) for r, o in all_high if type_level(o, r["type"]) < HIGH]
 
+    exact = sum(type_level(o, r["type"]) == RANK[r["level"]] for r, o in positives) / max(1, len(positives))
     md = [
-        f"Our held-out examples: `corpora/risk/examples.csv` split `val` ({len(positives)} positives, "
-        f"{len(negatives)} hard negatives), written after the last change to the lexicon and the detector and "
-        "used for nothing else.\n",
+        f"{len(positives)} positives, {len(negatives)} hard negatives.\n",
         markdown_table(
             ["type", "positives", "found ≥ high", "recall ≥ high", "recall ≥ medium", "precision ≥ high", "exact level"],
             by_type,
@@ -117,16 +134,32 @@ def val_tables(detector: RiskDetector, corpora: Path) -> tuple[str, dict]:
         "",
         f"**Recall at high-or-above over all types: {recall_high:.3f}** ({len(all_high) - len(misses)}/{len(all_high)}). "
         f"**False alerts (≥ high) on val hard negatives: {len(false_alerts)}/{len(negatives)} = "
-        f"{len(false_alerts) / max(1, len(negatives)):.1%}**; flagged medium or above: {false_medium}/{len(negatives)}.",
+        f"{len(false_alerts) / max(1, len(negatives)):.1%}**; flagged medium or above: {false_medium}/{len(negatives)}. "
+        f"Exact level of positives: {exact:.3f}.",
     ]
-    if misses:
+    if misses and show_rows:
         md.append("\nMissed (gold ≥ high, flagged below high): " + "; ".join(
             f"{r['type']}/{r['level']} 「{r['text'][:40]}」 → {type_level(o, r['type'])}" for r, o in misses))
-    if false_alerts:
+    if false_alerts and show_rows:
         md.append("\nFalse alerts: " + "; ".join(
             f"「{r['text'][:40]}」 → " + ",".join(f"{f.type}:{f.level.value}" for f in o.flags if f.level.rank >= HIGH)
             for r, o in false_alerts))
-    return "\n".join(md), {"recall_high": recall_high, "false_alert_rate": len(false_alerts) / max(1, len(negatives))}
+    summary = {"recall_high": recall_high, "false_alert_rate": len(false_alerts) / max(1, len(negatives)), "exact": exact}
+    return "\n".join(md), summary
+
+
+def blind_table(detector: RiskDetector, path: Path) -> str:
+    """Aggregate figures on another engineer's blind set; no row is printed or returned."""
+    if not path.is_file():
+        return f"`{path.relative_to(ROOT)}` is not there yet."
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    type_column = "type" if rows and "type" in rows[0] else "risk_type"
+    if not rows or type_column not in rows[0] or "level" not in rows[0] or "text" not in rows[0]:
+        return f"`{path.name}` lacks the columns text, type (or risk_type), level: not scored."
+    rows = [{"text": r["text"], "type": r[type_column] or "", "level": (r["level"] or "none").strip()} for r in rows]
+    md, _ = example_tables(detector, rows, show_rows=False)
+    return md
 
 
 def _predicted(row, out) -> int:
@@ -190,14 +223,17 @@ def ordinary_table(detector: RiskDetector, shared: Path, show: bool) -> tuple[st
     return md, timing(detector, texts)
 
 
-def timing(detector: RiskDetector, texts: list[str]) -> float:
+def timing(detector: RiskDetector, texts: list[str]) -> tuple[float, float]:
+    """Median over 3 runs of wall-clock and of CPU milliseconds per text (CPU time is what other jobs on a shared
+    machine do not inflate)."""
     detector.detect(texts[:20])
-    runs = []
+    wall, cpu = [], []
     for _ in range(3):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         detector.detect(texts)
-        runs.append((time.perf_counter() - start) * 1000 / len(texts))
-    return statistics.median(runs)
+        wall.append((time.perf_counter() - start) * 1000 / len(texts))
+        cpu.append((time.process_time() - start_cpu) * 1000 / len(texts))
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> None:
@@ -211,22 +247,35 @@ def main() -> None:
     detector = RiskDetector.load(args.bundle) if args.bundle else train_detector(shared, corpora)
     built = time.perf_counter() - start
     val_md, summary = val_tables(detector, corpora)
+    val2_md, _ = val_tables(detector, corpora, "val2", show_rows=False)
+    blind_md = blind_table(detector, corpora / "risk" / "val_blind.csv")
     weibo_md = weibo_table(detector, shared)
-    ordinary_md, ms_long = ordinary_table(detector, shared, args.show_alerts)
+    ordinary_md, (ms_long, cpu_long) = ordinary_table(detector, shared, args.show_alerts)
     val_texts = [r["text"] for r in load_examples(corpora, split="val")]
-    ms_short = timing(detector, val_texts)
+    ms_short, _ = timing(detector, val_texts)
     md = "\n\n".join([
         f"Command: `python bench/risk.py`{' --bundle ' + str(args.bundle) if args.bundle else ''}. "
         f"Machine: {machine()} (shared with other jobs). Run {today()}; "
         f"{'loaded' if args.bundle else 'trained'} in {built:.1f} s.",
-        "### Our examples (val split)", val_md,
-        "Earlier rounds (their rows are now in `train`; see corpora/risk/README.md): new rows written after a "
-        "round exposed how much the lexicon was fitted to the phrasings it was written with.\n\n"
+        "### Our examples (val split)",
+        "`corpora/risk/examples.csv` split `val`: rounds 4 and 5 of the examples, never trained on. Their misses were "
+        "read in earlier rounds and the issue quoted some of them, so the figure is somewhat optimistic.",
+        val_md,
+        "### Our examples (val2 split)",
+        "`val2`: 91 rows written at the start of the second round, before any change of that round, never trained "
+        "on or read for tuning; only aggregates are printed here.",
+        val2_md,
+        "### Blind set (corpora/risk/val_blind.csv)",
+        "Written by another engineer without seeing the detector; aggregates only.",
+        blind_md,
+        "Rounds (see corpora/risk/README.md): each round's rows were scored, guided general fixes and moved to "
+        "`train`; new rows written after a round showed how much the lexicon fitted the phrasings it was written "
+        "with.\n\n"
         + markdown_table(["round", "val rows (pos + neg)", "recall ≥ high", "false alerts"], HISTORY),
         "### Self-harm classifier", weibo_md,
         "### Ordinary petitions", ordinary_md,
         "### Time",
-        f"`detect` in batches, median of 3 runs: **{ms_long:.2f} ms per petition** on routing/test.csv "
+        f"`detect` in batches, median of 3 runs: **{ms_long:.2f} ms per petition** wall-clock ({cpu_long:.2f} ms CPU) on routing/test.csv "
         f"(mean {statistics.mean(len(t) for t in (compose(r['title'], r['content']) for r in read_csv(shared / 'routing' / 'test.csv'))):.0f} chars), "
         f"{ms_short:.2f} ms on our val examples (short texts).",
     ])

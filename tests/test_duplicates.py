@@ -151,3 +151,12 @@ def test_area_keys_alone_are_enough_to_tell_districts_apart(finder, make):
     assert finder.find(new, [near]) == []
     near.area_key = "西地省/A市/A3区"
     assert [d.kind for d in finder.find(new, [near])] == ["same_event"]
+
+
+def test_an_encoder_without_fitted_weights_needs_explicit_weights(make):
+    new = make("P-3", PIPE_TEXTS["third"], petitioner="U3")
+    old = make("P-1", PIPE_TEXTS["first"], petitioner="U1", hours_ago=1)
+    with pytest.raises(InvalidInput, match="weights"):
+        DuplicateFinder(encoder="bert").find(new, [old])
+    finder = DuplicateFinder(encoder="bert", weights=(-4.0, 2.0, 10.0, 2.0)).fit(BACKGROUND)
+    assert [d.kind for d in finder.find(new, [old])] == ["same_event"]

@@ -191,3 +191,68 @@ def test_an_unfitted_detector_refuses_to_detect():
 def test_lexicon_alone_works_without_any_training(tmp_path):
     lexicon_only = RiskDetector(lexicon_path=LEXICON).fit()
     assert lexicon_only.detect(["再不解决我就从楼上跳下去"])[0].level >= RiskLevel.high
+
+
+def test_an_urgent_call_lifts_an_active_risk_to_critical_but_not_an_ordinary_complaint(detector):
+    urgent, plain, ordinary = detector.detect(["【紧急】来电人称三楼楼道里煤气味很重", "来电人称三楼楼道里煤气味很重", "请马上处理路灯问题"])
+    assert flag(urgent, "public_safety").level == RiskLevel.critical
+    assert flag(plain, "public_safety").level == RiskLevel.high
+    assert ordinary.level == RiskLevel.none
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["路边井盖没盖好，刚才有个孩子掉下去摔伤了", "工地围墙倒了，压住了一个过路的人"],
+)
+def test_a_hazard_with_someone_hurt_now_is_critical(detector, text):
+    assert flag(detector.detect([text])[0], "public_safety").level == RiskLevel.critical
+
+
+@pytest.mark.parametrize("text", ["村口的电线被风刮断了，垂在路边", "路边电线杆倒了，地上的电线还在打火花"])
+def test_a_live_wire_down_is_an_alert(detector, text):
+    assert flag(detector.detect([text])[0], "public_safety").level >= RiskLevel.high
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["小区院内火灾和业主被困电梯的问题时有发生", "我们楼的燃气管道漏过一次气，请再检查一下", "小区几次发生起火，消防车都开不进来"],
+)
+def test_a_past_or_recurring_incident_is_medium(detector, text):
+    assert flag(detector.detect([text])[0], "public_safety").level == RiskLevel.medium
+
+
+@pytest.mark.parametrize(
+    ("text", "least"),
+    [
+        ("我把遗书都写好了，你们不用再找我了", RiskLevel.critical),
+        ("这日子没法过了，我先走一步", RiskLevel.high),
+        ("天台上风很大，我在上面坐了好久", RiskLevel.critical),
+    ],
+)
+def test_indirect_self_harm_wording_without_a_listed_word_is_caught(detector, text, least):
+    assert flag(detector.detect([text])[0], "self_harm").level >= least
+
+
+def test_an_elderly_person_not_seen_for_days_is_an_alert_but_a_closed_shop_is_not(detector):
+    elderly, shop = detector.detect(["楼下独居的老太太一个星期没开门了，敲门没人应", "楼下那家小卖部好几天没开门了"])
+    assert flag(elderly, "vulnerable").level >= RiskLevel.high
+    assert flag(shop, "vulnerable") is None
+
+
+def test_satire_and_a_distress_word_taken_back_are_not_alerts(detector):
+    satire, taken_back = detector.detect(
+        ["建议在信访局门口设个收费站，来上访的先交钱再进京上访，岂不两全其美", "来电人称觉得撑不住了，但表示不会做傻事"]
+    )
+    assert satire.level < RiskLevel.high
+    assert taken_back.level <= RiskLevel.low
+
+
+def test_the_type_classifier_alone_never_raises_a_very_short_text_to_high():
+    rows = load_examples(CORPORA, split="train")
+    texts = [r["text"] for r in rows]
+    labels = [r["type"] if r["level"] in ("high", "critical") else "none" for r in rows]
+    eager = RiskDetector(lexicon_path=LEXICON, type_alone_high_threshold=0.0, type_alone_min_chars=12)
+    eager.fit(type_texts=texts, type_labels=labels)
+    short, longer = eager.detect(["路灯坏了", "小区门口的路灯坏了很久了，晚上一片漆黑"])
+    assert short.level < RiskLevel.high
+    assert longer.level >= RiskLevel.high  # the same classifier, on a text long enough to be read on its own

@@ -196,3 +196,22 @@ def test_two_class_router_works_like_the_multiclass_one():
     proba = router.predict_proba([compose("公交车班次少", "等公交车等了一个小时")])
     assert proba.shape == (1, 2)
     assert router.classes_[proba.argmax()] == "交通运输"
+
+
+def test_suggest_level2_abstains_when_no_taxonomy_name_matches(router):
+    text = compose("反映一个情况", "请领导关心一下我们的困难")
+    level2, level3, score = router.suggest_level2([text], "城乡建设")[0]
+    assert (level2, level3) == ("", None)
+    assert score < router.level2_min_score
+
+
+def test_router_pickled_before_a_parameter_existed_still_loads(router):
+    import pickle
+
+    state = dict(router.__dict__)
+    del state["level2_min_score"]  # as if saved by a version without this parameter
+    old = Router.__new__(Router)
+    old.__dict__.update(state)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.level2_min_score == Router().level2_min_score
+    np.testing.assert_array_equal(again.predict_proba(TEXTS[:3]), router.predict_proba(TEXTS[:3]))

@@ -34,7 +34,7 @@ CJK_MIN_SHARE = 0.2  # below this share of Chinese characters the router is read
 class ReviewPolicy:
     """When a routing suggestion goes to an operator instead of being auto-routed."""
 
-    min_score: float = 0.55
+    min_score: float = 0.90
     min_margin: float = 0.15
     urgent_at: RiskLevel = RiskLevel.high
 

@@ -5,26 +5,32 @@ Types are defined in one place, `corpora/risk/lexicon.yaml`: self_harm (自杀�
 and vulnerable (独居老人无人照看、儿童受虐、断水断电断药、欠薪农民工生活无着). Adding a type is adding a block there.
 
 Levels (triage.schemas.RiskLevel), highest flag wins:
-    critical  life in danger now, or a method, time or place is named (今晚、已经站在楼顶、买好了木炭、有人被困)
+    critical  life in danger now, or a method, time or place is named (今晚、明天一早、已经站在楼顶、买好了木炭、
+              遗书都写好了), the act is under way (正在、现在就), people trapped or hurt now (有人被困、掉下去受伤了)
     high      explicit intent or threat, conditional ones included (再不解决我就从楼上跳下去); an organised
-              gathering or escalation with a date or numbers; an active hazard (煤气味两天了); a person in danger
-    medium    a hazard or grievance that may grow, without immediacy: a past incident, a recurring fault, a
-              crack, a missing manhole cover, a threat to "expose" without a plan
-    low       distress or risk words without intent, and risk words that were negated, reported or hypothetical
+              gathering or escalation with a date or numbers; an active hazard (煤气味两天了, 电线断了垂在路上);
+              a person in danger (独居老人好几天没开门)
+    medium    a hazard or grievance that may grow, without immediacy: a past or recurring incident (去年漏过一次气,
+              火灾时有发生), a crack, a missing manhole cover, a threat to "expose" without a plan
+    low       distress or risk words without intent, and risk words that were negated, reported, hypothetical,
+              joking or taken back (…但表示不会做傻事)
     none      nothing found
 
 How a level is reached:
-1. Rules. Cues from the lexicon (Aho–Corasick, `ahocorasick_rs`, over a folded text: NFKC, traditional →
-   simplified, lower case, evasion separators removed; plus a few regexes; plus homophone and pinyin spellings of
-   chosen words: 跳搂, 煤气泄露, 自sha, tiao lou) each carry a base level. A cue inside an idiom or an ordinary
-   compound (气死我了, 杀毒软件, 跳楼价, 拉横幅庆祝开业) is dropped; a negated (我不会想不开的), reported
-   (新闻里说有人跳楼), hypothetical (防止…, 万一着火怎么办) or joking cue falls to low, unless a first-person threat
-   stands between (如果再不解决我就跳楼); a past or recurring hazard is capped at medium. Boosters in the same
-   sentence lift a cue: a date, numbers or a conditional threat make medium → high; immediacy or a method make it
-   critical. Types with `requires` (vulnerable) count only next to a vulnerable person (老人, 孕妇, 透析 …).
+1. Rules (risk_lexicon.rule_levels). Cues from the lexicon (Aho–Corasick, `ahocorasick_rs`, over a folded text:
+   NFKC, traditional → simplified, lower case, evasion separators removed; plus regexes; plus homophone and pinyin
+   spellings of chosen words: 跳搂, 煤气泄露, 自sha, tiao lou) each carry a base level. A cue inside an idiom or an
+   ordinary compound (气死我了, 杀毒软件, 跳楼价, 拉横幅庆祝开业) is dropped; a negated, reported, hypothetical,
+   joking or satirical cue falls to low, unless a first-person threat stands between (如果再不解决我就跳楼); a past
+   or recurring marker in the clause (去年, 曾经, 时有发生, 多次发生) caps it at medium. Boosters in the same
+   sentence lift a cue: a date, numbers or a conditional threat make medium → high; immediacy, a method, a place or
+   an injury now make it critical, and so does an urgent call anywhere in the text (【紧急】, 请立即派人) for a cue
+   already at high. Types with `requires` (vulnerable) count only next to a vulnerable person (老人, 孕妇, 透析 …).
 2. Type classifier (risk_model.RiskTypeClassifier): catches phrasings the lexicon has no word for. It raises a type
-   to high or medium when confident, with a stricter threshold where the rules saw nothing of that type, and never
-   where the rules suppressed that type's words or a required person is missing.
+   to high or medium when confident; where the rules saw nothing of that type it is a second opinion only (a
+   stricter threshold, and never above medium on a very short text); never where the rules suppressed that type's
+   words or a required person is missing. A long text with no lexicon word is read in a few windows, so a risk
+   sentence buried in an ordinary complaint is still seen.
 3. Self-harm classifier (risk_model.SelfHarmClassifier, Weibo posts + our petitions): on texts where the rules saw
    a self-harm word, lifts the flag one level when it is confident a plan is named, or a live distress word to
    medium.
@@ -33,106 +39,24 @@ When in doubt the rules pick the higher level: recall first. Evidence offsets in
 
 from __future__ import annotations
 
-import bisect
 import json
 import pickle
 import re
 import shutil
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
 
-import ahocorasick_rs
 import yaml
 
 from triage.errors import BundleError, DataError, NotFitted
-from triage.risk_model import RiskTypeClassifier, SelfHarmClassifier, fold, pinyin_readings, pinyin_table, to_pinyin
+from triage.risk_lexicon import CompiledLexicon, Windows, default_lexicon_path, fold, rule_levels
+from triage.risk_model import RiskTypeClassifier, SelfHarmClassifier
 from triage.schemas import RiskEvidence, RiskFlag, RiskLevel, RiskOut
 
 LEVELS = [RiskLevel.none, RiskLevel.low, RiskLevel.medium, RiskLevel.high, RiskLevel.critical]
 _LEVEL_SCORE = {1: 0.3, 2: 0.5, 3: 0.75, 4: 0.92}
-_SENTENCE_END = re.compile(r"[。！？!?；;\n]")
-_CLAUSE_END = re.compile(r"[。！？!?；;\n，,、：:]")
-_LATIN_RUN = re.compile(r"[a-z]{2,}")
-_FIRST_PERSON_INTENT = ("我就", "我要", "再不", "我们就", "不然", "否则", "逼我")
 BUNDLE_FORMAT = 1
-
-
-def default_lexicon_path() -> Path:
-    from triage.settings import get_settings
-
-    return get_settings().corpora_dir / "risk" / "lexicon.yaml"
-
-
-@dataclass(frozen=True)
-class _Hit:
-    type: str
-    level: int
-    start: int  # in the folded text
-    end: int
-    standalone: bool = False  # counts even where the type `requires` a word nearby
-
-
-class _CompiledLexicon:
-    """The lexicon turned into two automatons (cues, modifiers) and per-type regexes."""
-
-    def __init__(self, spec: dict):
-        self.spec = spec
-        self.types: list[str] = list(spec["types"])
-        cue_entries: dict[str, list[tuple[str, int]]] = {}
-        # terms are matched against folded text, so they are folded too (煤氣 or a spaced term still works)
-        for term in map(_fold_term, spec.get("exclusions", [])):
-            cue_entries.setdefault(term, []).append(("_exclude", 0))
-        self.cue_regex: list[tuple[str, int, re.Pattern]] = []
-        self.phonetic: dict[str, list[tuple[str, int]]] = {}
-        mod_entries: dict[str, set[str]] = {}
-        for kind, terms in spec.get("modifiers", {}).items():
-            for term in map(_fold_term, terms):
-                mod_entries.setdefault(term, set()).add(kind)
-        self.booster_regex: list[tuple[str, str, re.Pattern]] = []
-        self.requires: dict[str, int] = {}
-        self.standalone: dict[str, set[str]] = {}
-        table = pinyin_table()
-        chars: dict[str, str] = {}
-        for name, block in spec["types"].items():
-            cue_level = {}
-            for level_name, terms in (block.get("cues") or {}).items():
-                for term in map(_fold_term, terms):
-                    cue_entries.setdefault(term, []).append((name, RiskLevel(level_name).rank))
-                    cue_level[term] = RiskLevel(level_name).rank
-            for level_name, patterns in (block.get("cue_patterns") or {}).items():
-                for pattern in patterns:
-                    self.cue_regex.append((name, RiskLevel(level_name).rank, re.compile(pattern)))
-            for kind in ("to_high", "to_critical", "requires"):
-                for term in map(_fold_term, block.get(kind) or []):
-                    mod_entries.setdefault(term, set()).add(f"{name}:{kind}")
-            for kind in ("to_high", "to_critical"):
-                for pattern in block.get(f"{kind}_patterns") or []:
-                    self.booster_regex.append((name, kind, re.compile(pattern)))
-            if block.get("requires"):
-                self.requires[name] = int(block.get("requires_window", 40))
-                self.standalone[name] = set(map(_fold_term, block.get("standalone") or []))
-            if table:
-                for term in map(_fold_term, block.get("phonetic") or []):
-                    spelled = "".join(table.get(c, c) for c in term)
-                    self.phonetic.setdefault(spelled, []).append((name, cue_level.get(term, RiskLevel.high.rank)))
-                    chars.setdefault(spelled, term)
-        self.cue_terms = list(cue_entries)
-        self.cue_labels = [cue_entries[t] for t in self.cue_terms]
-        self.cue_ac = ahocorasick_rs.AhoCorasick(self.cue_terms)
-        self.mod_terms = list(mod_entries)
-        self.mod_labels = [mod_entries[t] for t in self.mod_terms]
-        self.mod_ac = ahocorasick_rs.AhoCorasick(self.mod_terms)
-        self.pin_terms = list(self.phonetic)
-        self.phonetic_by_first: dict[str, list[tuple[str, list[str], list[tuple[str, int]]]]] = {}
-        for spelled, term in chars.items():
-            syllables = [table.get(c, c) for c in term]
-            self.phonetic_by_first.setdefault(term[0], []).append((term, syllables, self.phonetic[spelled]))
-        firsts = "".join(self.phonetic_by_first)
-        self.first_char_re = re.compile("[" + re.escape(firsts) + "]") if firsts else None
-        self.pin_ac = ahocorasick_rs.AhoCorasick(self.pin_terms) if self.pin_terms else None
-        self.caps = {name: RiskLevel(block.get("cap", "critical")).rank for name, block in spec["types"].items()}
 
 
 class RiskDetector:
@@ -152,7 +76,10 @@ class RiskDetector:
         raised to high or medium when the rules saw a word of that type (never when they suppressed them all).
     type_alone_high_threshold, type_alone_medium_threshold: the same where the rules saw nothing of that type.
     type_max_chars: the type classifier reads a text this long whole; of a longer one, only the sentences where
-        the lexicon saw something (a long letter with no risk word at all is not read, which keeps detect fast).
+        the lexicon saw something, or (none) its first `type_windows` windows of this many characters.
+    type_windows: how many windows of a long text with no lexicon word the type classifier reads.
+    type_alone_min_chars: where the rules saw no word of a type, a text shorter than this is raised to medium at
+        most (on a few characters the classifier is confident for the wrong reasons).
     """
 
     def __init__(
@@ -167,11 +94,13 @@ class RiskDetector:
         model_only_threshold: float = 0.9,
         model_min_chars: int = 12,
         classifier_c: float = 4.0,
-        type_high_threshold: float = 0.5,
+        type_high_threshold: float = 0.6,
         type_medium_threshold: float = 0.35,
         type_alone_high_threshold: float = 0.8,
         type_alone_medium_threshold: float = 0.45,
         type_max_chars: int = 300,
+        type_windows: int = 3,
+        type_alone_min_chars: int = 10,
     ):
         self.lexicon_path = lexicon_path
         self.booster_window = booster_window
@@ -187,6 +116,8 @@ class RiskDetector:
         self.type_alone_high_threshold = type_alone_high_threshold
         self.type_alone_medium_threshold = type_alone_medium_threshold
         self.type_max_chars = type_max_chars
+        self.type_windows = type_windows
+        self.type_alone_min_chars = type_alone_min_chars
 
     # ------------------------------------------------------------------------------------------------ fitting
     def fit(
@@ -211,7 +142,7 @@ class RiskDetector:
 
     def _compile(self) -> None:
         try:
-            self.lexicon_ = _CompiledLexicon(yaml.safe_load(self.lexicon_yaml_))
+            self.lexicon_ = CompiledLexicon(yaml.safe_load(self.lexicon_yaml_))
         except (yaml.YAMLError, KeyError, TypeError, ValueError, re.error) as exc:
             raise DataError(f"the risk lexicon is invalid: {exc}") from exc
 
@@ -247,40 +178,55 @@ class RiskDetector:
         return [self._assemble(texts[i], folded[i][1], rules[i], plan.get(i)) for i in range(len(texts))]
 
     def _apply_type_classifier(self, folded: list[str], rules: list) -> None:
-        """Raise types the rules left low when the type classifier is confident (recall for unseen phrasings)."""
-        read: list[int] = []
+        """Raise types the rules left low when the type classifier is confident (recall for unseen phrasings).
+
+        A short text is read whole; of a long one, the sentences where the lexicon saw something, or, when it saw
+        nothing, its first `type_windows` windows of `type_max_chars` (a risk sentence buried in a long complaint).
+        A type counts as seen when the rules found a live word of it; where they did not, the classifier is a second
+        opinion only: high needs `type_alone_high_threshold` and a text of at least `type_alone_min_chars`.
+        """
+        owners: list[int] = []
         inputs: list[str] = []
         for i, text in enumerate(folded):
             if rules[i] is None:
                 continue
             if len(text) <= self.type_max_chars:
-                inputs.append(text)
+                pieces = [text]
             elif rules[i][3]:
-                inputs.append("。".join(text[a:b] for a, b in rules[i][3])[: self.type_max_chars])
+                pieces = ["。".join(text[a:b] for a, b in rules[i][3])[: self.type_max_chars]]
             else:
-                continue
-            read.append(i)
-        if not read:
+                step = self.type_max_chars
+                pieces = [text[k : k + step] for k in range(0, min(len(text), step * self.type_windows), step)]
+            owners.extend([i] * len(pieces))
+            inputs.extend(pieces)
+        if not inputs:
             return
         probabilities, features = self.type_classifier_.predict_proba(inputs)
-        for row, i in enumerate(read):
+        best: dict[tuple[int, int], int] = {}  # (text, type) -> the input row that scored it highest
+        for row, i in enumerate(owners):
+            for j in range(probabilities.shape[1]):
+                if (i, j) not in best or probabilities[row, j] > probabilities[best[i, j], j]:
+                    best[i, j] = row
+        for (i, j), row in best.items():
+            name = self.type_classifier_.types_[j]
             levels, evidence, unsuppressed, _, eligible = rules[i]
-            for j, name in enumerate(self.type_classifier_.types_):
-                p = probabilities[row, j]
-                if name not in eligible or (name in levels and name not in unsuppressed):
-                    continue  # negated, reported or hypothetical words of this type, or no person it needs
-                seen = name in levels
-                high_at = self.type_high_threshold if seen else self.type_alone_high_threshold
-                medium_at = self.type_medium_threshold if seen else self.type_alone_medium_threshold
-                target = 3 if p >= high_at else 2 if p >= medium_at else 0
-                target = min(target, self.lexicon_.caps[name])
-                if target > levels.get(name, 0):
-                    spans = self.type_classifier_.explain(inputs[row], features[row], j)
-                    if len(folded[i]) > self.type_max_chars:  # spans index the joined sentences: find them again
-                        spans = [(at, at + b - a) for a, b in spans if (at := folded[i].find(inputs[row][a:b])) >= 0]
-                    levels[name] = target
-                    evidence.setdefault(name, {})[target] = spans
-                    unsuppressed.add(name)
+            p = probabilities[row, j]
+            if name not in eligible or (name in levels and name not in unsuppressed):
+                continue  # negated, reported or hypothetical words of this type, or no person it needs
+            seen = name in levels
+            high_at = self.type_high_threshold if seen else self.type_alone_high_threshold
+            medium_at = self.type_medium_threshold if seen else self.type_alone_medium_threshold
+            target = 3 if p >= high_at else 2 if p >= medium_at else 0
+            if not seen and len(folded[i]) < self.type_alone_min_chars:
+                target = min(target, 2)
+            target = min(target, self.lexicon_.caps[name])
+            if target > levels.get(name, 0):
+                spans = self.type_classifier_.explain(inputs[row], features[row], j)
+                if len(folded[i]) > self.type_max_chars:  # spans index the piece that was read: find them again
+                    spans = [(at, at + b - a) for a, b in spans if (at := folded[i].find(inputs[row][a:b])) >= 0]
+                levels[name] = target
+                evidence.setdefault(name, {})[target] = spans
+                unsuppressed.add(name)
 
     def _assemble(self, text: str, where: list[int], rules, plan_prob: float | None) -> RiskOut:
         if rules is None:
@@ -315,126 +261,8 @@ class RiskDetector:
         return RiskOut(level=flags[0].level if flags else RiskLevel.none, flags=flags)
 
     def _rule_levels(self, folded: str) -> tuple[dict, dict, set[str], list[tuple[int, int]], set[str]]:
-        """What the rules see: per type the level reached and the folded spans behind each level; the types with a
-        live (not suppressed) cue; the sentences holding any cue; the types the classifier may raise."""
-        lex = self.lexicon_
-        sentence_ends = [m.start() for m in _SENTENCE_END.finditer(folded)]
-        clause_ends = [m.start() for m in _CLAUSE_END.finditer(folded)]
-        hits: list[_Hit] = []
-        excluded: list[tuple[int, int]] = []
-        for index, start, end in lex.cue_ac.find_matches_as_indexes(folded, overlapping=True):
-            for name, level in lex.cue_labels[index]:
-                if name == "_exclude":
-                    excluded.append((start, end))
-                else:
-                    alone = lex.cue_terms[index] in lex.standalone.get(name, ())
-                    hits.append(_Hit(name, level, start, end, alone))
-        for name, level, pattern in lex.cue_regex:
-            hits.extend(_Hit(name, level, m.start(), m.end(), level >= 3) for m in pattern.finditer(folded))
-        if lex.first_char_re is not None:
-            hits.extend(self._phonetic_hits(folded, hits))
-        hits = [h for h in hits if not any(s < h.end and h.start < e for s, e in excluded)]
-        mods: dict[str, list[tuple[int, int]]] = {}
-        for index, start, end in lex.mod_ac.find_matches_as_indexes(folded, overlapping=True):
-            for label in lex.mod_labels[index]:
-                mods.setdefault(label, []).append((start, end))
-        for name, kind, pattern in lex.booster_regex:
-            mods.setdefault(f"{name}:{kind}", []).extend(m.span() for m in pattern.finditer(folded))
-
-        levels: dict[str, int] = {}
-        evidence: dict[str, dict[int, list[tuple[int, int]]]] = {}
-        unsuppressed: set[str] = set()
-        for hit in hits:
-            spans = [(hit.start, hit.end)]
-            sent = _bounds(sentence_ends, hit.start, len(folded))
-            clause = _bounds(clause_ends, hit.start, len(folded))
-            if hit.type in lex.requires and not hit.standalone:
-                window = lex.requires[hit.type]
-                person = _near(mods.get(f"{hit.type}:requires", []), hit.start - window, hit.end + window)
-                if person is None:
-                    continue
-                spans.append(person)
-            level = hit.level
-            if self._suppressed(folded, hit, mods, sent, clause):
-                level = 1
-            else:
-                unsuppressed.add(hit.type)
-                lo, hi = max(sent[0], hit.start - self.booster_window), min(sent[1], hit.end + self.booster_window)
-                critical = _near(mods.get(f"{hit.type}:to_critical", []), lo, hi, skip=(hit.start, hit.end))
-                lift = _near(mods.get(f"{hit.type}:to_high", []), lo, hi, skip=(hit.start, hit.end))
-                if level >= 2 and critical is not None:
-                    level = 4
-                    spans.append(critical)
-                elif level == 2 and lift is not None:
-                    level = 3
-                    spans.append(lift)
-                capped = _near(mods.get("past", []), clause[0], hit.end)
-                if capped is None and hit.type in ("public_safety", "gathering", "escalation"):
-                    capped = _near(mods.get("recurring", []), clause[0], hit.end)
-                if capped is not None and level > 2:
-                    level = 2
-                    spans.append(capped)
-            level = min(level, lex.caps[hit.type])
-            if level > levels.get(hit.type, 0):
-                levels[hit.type] = level
-            evidence.setdefault(hit.type, {}).setdefault(level, []).extend(spans)
-        sentences = sorted({_bounds(sentence_ends, h.start, len(folded)) for h in hits})
-        # a type that needs a kind of person (vulnerable) is never raised by the classifier without one
-        eligible = {t for t in lex.types if t not in lex.requires or mods.get(f"{t}:requires")}
-        return levels, evidence, unsuppressed, sentences, eligible
-
-    def _suppressed(self, folded: str, hit: _Hit, mods, sent, clause) -> bool:
-        """Negated, hypothetical, reported or taken back as a joke: the cue is about no one here and now."""
-        lo = max(clause[0], hit.start - self.negation_window)
-        for s, e in mods.get("negation", []):  # 没有闻到 may overlap 闻到煤气
-            if lo <= s < hit.start and e <= hit.end and not _has_intent(folded[e : hit.start]):
-                return True
-        lo = max(clause[0], hit.start - self.hypothetical_window)
-        hypothetical = _near(mods.get("hypothetical", []), lo, hit.start, before=True)
-        if hypothetical is not None and not _has_intent(folded[hypothetical[1] : hit.start]):
-            return True
-        after = _near(mods.get("reported_after", []), hit.end, min(sent[1], hit.end + 8))
-        if after is None:
-            after = _near(mods.get("hypothetical_after", []), hit.end, min(sent[1], hit.end + 20))
-        if after is not None or _near(mods.get("joking", []), sent[0], sent[1]) is not None:
-            return True
-        reported = _near(mods.get("reported", []), max(sent[0], hit.start - self.reported_window), hit.start, before=True)
-        if reported is not None:
-            return not _has_intent(folded[reported[1] : hit.start])
-        return False
-
-    def _phonetic_hits(self, folded: str, exact: list[_Hit]) -> list[_Hit]:
-        """Cues disguised by a homophone or by pinyin (跳搂, 煤气泄露, 自sha, tiao lou) that exact matching missed.
-
-        A swap must keep the word's first character and all but one of the rest, and only words of three or more
-        characters are tried (嗓子沙哑 is not 自杀, 自沙溪 is not 自杀); two-character evasions (跳搂) are listed in the
-        lexicon. Pinyin is read only where the text has a run of two or more Latin letters.
-        """
-        lex = self.lexicon_
-        readings = pinyin_readings()
-        spans: list[tuple[str, int, int, int]] = []
-        for match in lex.first_char_re.finditer(folded):
-            start = match.start()
-            for term, syllables, entries in lex.phonetic_by_first[folded[start]]:
-                candidate = folded[start : start + len(term)]
-                # two-character words are left to the lexicon's listed variants: 自沙溪 (since 沙溪) is not 自杀
-                same = sum(a == b for a, b in zip(candidate, term))
-                if len(term) >= 3 and len(candidate) == len(term) and candidate != term and same >= len(term) - 1:
-                    if all(syl in readings.get(c, ()) for c, syl in zip(candidate, syllables)):
-                        spans.extend((name, level, start, start + len(term)) for name, level in entries)
-        if lex.pin_ac is not None and _LATIN_RUN.search(folded):
-            spelled, where, starts = to_pinyin(folded)
-            for index, start, end in lex.pin_ac.find_matches_as_indexes(spelled, overlapping=True):
-                if start not in starts or (end < len(spelled) and end not in starts and spelled[end] != "|"):
-                    continue
-                begin, finish = where[start], where[end - 1] + 1
-                if any("a" <= c <= "z" for c in folded[begin:finish]):
-                    spans.extend((name, level, begin, finish) for name, level in lex.phonetic[lex.pin_terms[index]])
-        found = []
-        for name, level, begin, finish in spans:
-            if not any(h.type == name and h.start < finish and begin < h.end for h in exact):
-                found.append(_Hit(name, level, begin, finish))
-        return found
+        windows = Windows(self.booster_window, self.negation_window, self.hypothetical_window, self.reported_window)
+        return rule_levels(self.lexicon_, folded, windows)
 
     # ------------------------------------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
@@ -501,37 +329,9 @@ class RiskDetector:
             "type_alone_high_threshold": self.type_alone_high_threshold,
             "type_alone_medium_threshold": self.type_alone_medium_threshold,
             "type_max_chars": self.type_max_chars,
+            "type_windows": self.type_windows,
+            "type_alone_min_chars": self.type_alone_min_chars,
         }
-
-
-def _fold_term(term: str) -> str:
-    folded = fold(str(term))[0]
-    if not folded:
-        raise BundleError(f"empty term {term!r} in the risk lexicon")
-    return folded
-
-
-def _has_intent(between: str) -> bool:
-    """A first-person threat between a modifier and a cue ('如果再不解决我就…') keeps the cue live."""
-    return any(marker in between for marker in _FIRST_PERSON_INTENT)
-
-
-def _bounds(ends: list[int], position: int, length: int) -> tuple[int, int]:
-    """The [start, end) of the sentence or clause holding `position`, given the sorted delimiter offsets."""
-    i = bisect.bisect_right(ends, position)
-    start = ends[i - 1] + 1 if i > 0 else 0
-    end = ends[i] if i < len(ends) else length
-    return start, end
-
-
-def _near(spans: list[tuple[int, int]], lo: int, hi: int, *, before: bool = False, skip: tuple[int, int] | None = None):
-    """The first span inside [lo, hi) (ending by `hi` when `before`) other than `skip`; else None."""
-    for s, e in spans:
-        if s >= lo and (e <= hi if before else s < hi):
-            if skip == (s, e):  # a cue that is also a booster word does not lift itself
-                continue
-            return s, e
-    return None
 
 
 def _evidence(text: str, where: list[int], start: int, end: int) -> RiskEvidence:

@@ -1,4 +1,4 @@
-"""Learned part of risk detection: a self-harm level classifier (自杀风险等级) and the text folding it shares.
+"""Learned part of risk detection: a self-harm level classifier (自杀风险等级) and the risk type classifier.
 
 The classifier reads Weibo posts annotated 0–10 (SOS-4K: ≥ 7 means a method, plan or time is named) together
 with petition-style examples we wrote, and predicts one of three level bands:
@@ -7,15 +7,13 @@ with petition-style examples we wrote, and predicts one of three level bands:
     band 1  levels 4–6   ideation without a plan (想死、活着没意思)
     band 2  levels 7–10  a method, plan or time is named, or the act is imminent
 
-`fold` is the canonical matching form used by the lexicon too: NFKC, traditional→simplified, lower case, and the
-separators people put between characters to dodge keyword filters removed, with a map back to input offsets.
+It also holds the type classifier (RiskTypeClassifier) and the training sets both are built from. Text goes
+through `triage.risk_lexicon.fold` first, the same matching form the lexicon uses.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
-from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -24,99 +22,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from triage.errors import DataError, NotFitted
+from triage.risk_lexicon import fold  # also re-exported: the shared matching form
 
 BAND_EDGES = (4, 7)  # a level below 4 is band 0, 4–6 band 1, 7 and above band 2
 BAND_NAMES = ("0-3", "4-6", "7-10")
-
-# Characters dropped before matching: whitespace (but not newlines, which separate sentences), zero-width marks
-# and the punctuation used to split a word so that filters miss it (跳 楼, 跳*楼, 自.杀).
-_SEPARATORS = frozenset(" \t\r\u3000\u00a0*·•.-_|/\\~`'\"^+=#@&%$…—－~\u200b\u200c\u200d\u200e\u200f\ufeff")
-
-
-@lru_cache(maxsize=1)
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")
-
-
-def fold(text: str) -> tuple[str, list[int]]:
-    """Return the matching form of `text` and, for each of its characters, the offset in `text` it came from."""
-    text = text or ""
-    nfkc = unicodedata.normalize("NFKC", text)
-    if len(nfkc) == len(text):
-        lowered = nfkc.lower()
-        pairs = [(i, c) for i, c in enumerate(lowered) if c not in _SEPARATORS] if len(lowered) == len(nfkc) else None
-    else:
-        pairs = None
-    if pairs is None:  # a character expanded under NFKC or lower(): map character by character
-        pairs = []
-        for i, ch in enumerate(text):
-            for c in unicodedata.normalize("NFKC", ch).lower():
-                if c not in _SEPARATORS:
-                    pairs.append((i, c))
-    folded = "".join(c for _, c in pairs)
-    simplified = _t2s().convert(folded)
-    if len(simplified) == len(folded):
-        folded = simplified
-    return folded, [i for i, _ in pairs]
-
-
-def _toneless(reading: str) -> str:
-    """yǐ → yi, lǜ → lu (the same rule for the lexicon and the text, so they still line up)."""
-    return "".join(c for c in unicodedata.normalize("NFD", reading) if not unicodedata.combining(c))
-
-
-@lru_cache(maxsize=1)
-def pinyin_table() -> dict[str, str]:
-    """Toneless pinyin of each Chinese character's first reading (跳 → tiao); empty without pypinyin."""
-    try:
-        from pypinyin.pinyin_dict import pinyin_dict
-    except ImportError:  # the phonetic channel is then off; exact and folded matching still work
-        return {}
-    table = {}
-    for code, readings in pinyin_dict.items():
-        table[chr(code)] = _toneless(readings.split(",")[0])
-    return table
-
-
-@lru_cache(maxsize=1)
-def pinyin_readings() -> dict[str, frozenset[str]]:
-    """Every toneless reading of each character (露 → {lu, lou}); empty without pypinyin."""
-    try:
-        from pypinyin.pinyin_dict import pinyin_dict
-    except ImportError:
-        return {}
-    out = {}
-    for code, readings in pinyin_dict.items():
-        out[chr(code)] = frozenset(_toneless(r) for r in readings.split(","))
-    return out
-
-
-def to_pinyin(folded: str) -> tuple[str, list[int], set[int]]:
-    """Spell folded text in toneless pinyin: (haystack, folded offset of each letter, positions where a syllable starts).
-
-    Latin letters are kept as they are, so 'tiao lou' and '自sha' line up with 跳楼 and 自杀; anything else breaks
-    the haystack with '|' so that words never join across punctuation.
-    """
-    table = pinyin_table()
-    out: list[str] = []
-    where: list[int] = []
-    starts: set[int] = set()
-    for i, c in enumerate(folded):
-        syllable = table.get(c)
-        if syllable:
-            starts.add(len(out))
-            out.extend(syllable)
-            where.extend([i] * len(syllable))
-        elif "a" <= c <= "z":
-            starts.add(len(out))
-            out.append(c)
-            where.append(i)
-        else:
-            out.append("|")
-            where.append(i)
-    return "".join(out), where, starts
 
 
 def level_band(levels: Sequence[int]) -> np.ndarray:
@@ -160,6 +69,8 @@ class SelfHarmClassifier:
                 )
             )
         features = self._features(self._prepare(texts), fit=True)
+        for vectorizer in self.vectorizers_:
+            vectorizer.stop_words_ = None  # the n-grams min_df dropped: only bulk in a saved bundle
         self.band_model_ = LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(features, bands)
         self.plan_model_ = None
         if (bands == 2).any() and (bands < 2).any():
@@ -305,21 +216,24 @@ class RiskTypeClassifier:
     `explain` returns the n-grams that pushed a type up, as spans of the folded text.
     """
 
-    def __init__(self, *, c: float = 4.0, max_chars: int = 600):
+    def __init__(self, *, c: float = 4.0, max_chars: int = 600, max_features: int = 60_000):
         self.c = c
         self.max_chars = max_chars
+        self.max_features = max_features  # the most frequent n-grams only: keeps the bundle a few MB
 
     def fit(self, folded_texts: Sequence[str], types: Sequence[str], type_names: Sequence[str]) -> "RiskTypeClassifier":
         labels = np.asarray(types)
         self.types_ = [t for t in type_names if (labels == t).sum() >= 2]
         if not self.types_:
             raise DataError("the type classifier needs at least two positives of some risk type")
-        self.vectorizer_ = TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)
+        self.vectorizer_ = TfidfVectorizer(
+            analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2, max_features=self.max_features
+        )
         features = self.vectorizer_.fit_transform([t[: self.max_chars] for t in folded_texts])
+        self.vectorizer_.stop_words_ = None  # the n-grams min_df dropped: only bulk in a saved bundle
         self.models_ = [
             LogisticRegression(C=self.c, class_weight="balanced", max_iter=3000).fit(features, labels == t) for t in self.types_
         ]
-        self.vocabulary_ = {i: g for g, i in self.vectorizer_.vocabulary_.items()}
         return self
 
     def predict_proba(self, folded_texts: Sequence[str]):
@@ -331,10 +245,20 @@ class RiskTypeClassifier:
             return np.zeros((0, len(self.types_))), features
         return np.column_stack([m.predict_proba(features)[:, 1] for m in self.models_]), features
 
+    def _feature_names(self):
+        """The n-gram of each feature column, built on first use and never pickled (it would double the bundle)."""
+        if getattr(self, "_names", None) is None:
+            self._names = self.vectorizer_.get_feature_names_out()
+        return self._names
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_names"}
+
     def explain(self, folded: str, row, type_index: int, k: int = 3) -> list[tuple[int, int]]:
         """Spans (folded offsets) of the k n-grams of multi-character length that raised this type most."""
         coef = self.models_[type_index].coef_[0]
-        pairs = ((coef[j] * v, self.vocabulary_[j]) for j, v in zip(row.indices, row.data) if coef[j] > 0)
+        names = self._feature_names()
+        pairs = ((coef[j] * v, names[j]) for j, v in zip(row.indices, row.data) if coef[j] > 0)
         weights = sorted(pairs, reverse=True)
         spans = []
         for _, gram in weights:

@@ -1,4 +1,4 @@
-"""The petition category tree (分类体系): three levels, level1 → level2 → level3.
+"""The petition category tree (分类体系): three levels, level1 → level2 → level3, and lexical matching of its names.
 
 The board's taxonomy has 15 first-level classes (一级分类) and a few hundred second- and third-level ones. A
 `Taxonomy` is a small immutable value: it loads from a CSV with columns ``level1, level2, level3``, pickles as
@@ -12,6 +12,8 @@ import csv
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from triage.errors import DataError
 
@@ -135,3 +137,41 @@ class Taxonomy:
     def __setstate__(self, state: dict) -> None:
         self.paths = tuple(tuple(p) for p in state["paths"])
         self._index()
+
+
+# ------------------------------------------------------------------------ lexical matching of category names
+def _bigrams(name: str) -> set[str]:
+    return {name[i : i + 2] for i in range(len(name) - 1)} or {name}
+
+
+def name_idf(taxonomy: Taxonomy, texts: Sequence[str]) -> dict[str, float]:
+    """IDF of every character bigram in the taxonomy's level2/level3 names, measured on `texts`."""
+    grams = set().union(*(_bigrams(part) for path in taxonomy.paths for part in path[1:] if part))
+    counts = dict.fromkeys(grams, 0)
+    for text in texts:
+        for gram in _bigrams(text) & grams:
+            counts[gram] += 1
+    n = len(texts)
+    return {gram: float(np.log((1 + n) / (1 + c)) + 1) for gram, c in counts.items()}
+
+
+def _coverage(name: str, text: str, idf: dict[str, float]) -> float:
+    grams = _bigrams(name)
+    total = sum(idf.get(g, 1.0) for g in grams)
+    return sum(idf.get(g, 1.0) for g in grams if g in text) / total if total else 0.0
+
+
+def match_level2(taxonomy: Taxonomy, level1: str, text: str, idf: dict[str, float]) -> tuple[str, str | None, float]:
+    """Best (level2, level3 or None, score) under `level1` by IDF-weighted bigram coverage of the names.
+
+    A level2 scores the better of its own name's coverage and its best level3's; level3 is named only when its
+    own coverage is at least 0.5. ("", None, 0.0) when nothing under `level1` matches.
+    """
+    best: tuple[str, str | None, float] = ("", None, 0.0)
+    for level2 in taxonomy.level2_of(level1):
+        level3s = [(l3, _coverage(l3, text, idf)) for l3 in taxonomy.level3_of(level1, level2)]
+        top3, top3_score = max(level3s, key=lambda item: item[1], default=(None, 0.0))
+        score = max(_coverage(level2, text, idf), top3_score)
+        if score > best[2]:
+            best = (level2, top3 if top3_score >= 0.5 else None, round(score, 4))
+    return best
