@@ -83,6 +83,14 @@ class Matcher:
 
     def open(self, db) -> None:
         """Load the saved index and clusterer state, then bring both up to date with the store."""
+        import jieba
+
+        jieba.initialize()  # cluster keywords segment with jieba: pay its dictionary load at start-up, not per request
+        if self.settings.index_backend.startswith("faiss"):
+            import faiss
+
+            # One query at a time: OpenMP's thread team costs more than it saves, and fights the server's threads.
+            faiss.omp_set_num_threads(self.settings.index_threads)
         with db.session() as session:
             stored = session.scalars(select(Petition.id).where(Petition.vector.is_not(None))).all()
             texts = session.execute(

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -174,10 +174,13 @@ class LexicalSimilarity:
     still works (plain n-gram cosine) but lets boilerplate (您好, 希望有关部门) count as much as place names.
     """
 
-    def __init__(self, *, ngram_range: tuple[int, int] = (2, 3), sublinear_tf: bool = True, min_df: int = 2):
+    def __init__(
+        self, *, ngram_range: tuple[int, int] = (2, 3), sublinear_tf: bool = True, min_df: int = 2, cache_size: int = 20_000
+    ):
         self.ngram_range = ngram_range
         self.sublinear_tf = sublinear_tf
         self.min_df = min_df
+        self.cache_size = cache_size
 
     def fit(self, texts: Sequence[str]) -> "LexicalSimilarity":
         """Learn inverse document frequencies from `texts`."""
@@ -190,9 +193,24 @@ class LexicalSimilarity:
         self.n_docs_ = n_docs
         self.idf_ = {g: math.log((1 + n_docs) / (1 + c)) + 1.0 for g, c in df.items() if c >= self.min_df}
         self.unseen_idf_ = math.log(1 + n_docs) + 1.0
+        self._cache = OrderedDict()
         return self
 
     def _vector(self, text: str) -> dict[str, float]:
+        # The same stored petitions come back as candidates again and again: keep their vectors (LRU).
+        cache = self.__dict__.setdefault("_cache", OrderedDict())
+        vec = cache.get(text)
+        if vec is not None:
+            cache.move_to_end(text)
+            return vec
+        vec = self._compute_vector(text)
+        if self.cache_size:
+            cache[text] = vec
+            if len(cache) > self.cache_size:
+                cache.popitem(last=False)
+        return vec
+
+    def _compute_vector(self, text: str) -> dict[str, float]:
         counts = Counter(char_ngrams(text, self.ngram_range))
         idf = getattr(self, "idf_", None)
         unseen = getattr(self, "unseen_idf_", 1.0)
