@@ -178,10 +178,10 @@ def ordinary_petitions(data_dir, *, limit: int = 1500, seed: int = 0) -> list[st
 
 def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000) -> tuple[list[str], list[str]]:
     """Folded texts and their type label ('none' for negatives) for RiskTypeClassifier: our examples' train split
-    (high and critical count for their type: what the classifier may raise is an alert) plus ordinary petitions
+    and the train part of train_extra.csv (high and critical count for their type: what the classifier may raise is an alert) plus ordinary petitions
     (`ordinary` of them whole, by title and by one sentence; every other title of the routing train file)."""
     texts, labels = [], []
-    for row in load_examples(corpora_dir, split="train"):
+    for row in load_examples(corpora_dir, split="train") + load_extra(corpora_dir, part="train"):
         texts.append(fold(row["text"])[0])
         labels.append(row["type"] if row["level"] in ("high", "critical") else "none")
     # Ordinary petitions as negatives, whole and cut short: a title or one sentence is as short as a hotline
@@ -198,9 +198,10 @@ def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000) -> tuple[l
 
 
 def self_harm_training_set(data_dir, corpora_dir, *, ordinary: int = 1500) -> tuple[list[str], list[int]]:
-    """Weibo train split + our petition examples (train split only) + ordinary petitions at level 0."""
+    """Weibo train split + our petition examples (train split, train part of train_extra.csv) + ordinary petitions
+    at level 0."""
     texts, levels, _, _ = weibo_split(data_dir)
-    for row in load_examples(corpora_dir, split="train"):
+    for row in load_examples(corpora_dir, split="train") + load_extra(corpora_dir, part="train"):
         texts.append(row["text"])
         levels.append(PETITION_LEVEL_TO_SCALE[row["level"]] if row["type"] == "self_harm" else 0)
     extra = ordinary_petitions(data_dir, limit=ordinary)
@@ -270,3 +271,95 @@ class RiskTypeClassifier:
             if len(spans) == k:
                 break
         return spans
+
+
+class SemanticRiskClassifier:
+    """Risk type from sentence embeddings (USE, 512 floats): a multinomial logistic regression over 'none' and the
+    types, on the same labels as RiskTypeClassifier (a type's high and critical rows are its class).
+
+    The char n-gram classifier learns the wording our examples were written in; an embedding places "我要到北京去讨个
+    说法" next to "进京上访" without sharing a character, so this head is the second opinion for phrasings neither the
+    lexicon nor the n-grams know. It reads embeddings, not texts: the encoder comes from the installed package
+    (triage.similarity.Encoder) and is never pickled with the model.
+    """
+
+    def __init__(self, *, c: float = 16.0):
+        self.c = c
+
+    def fit(
+        self, embeddings: np.ndarray, types: Sequence[str], type_names: Sequence[str], sample_weight=None
+    ) -> "SemanticRiskClassifier":
+        labels = np.asarray(types)
+        self.types_ = [t for t in type_names if (labels == t).sum() >= 2]
+        if not self.types_ or not (labels == "none").any():
+            raise DataError("the semantic head needs 'none' rows and at least two positives of some risk type")
+        keep = np.isin(labels, ["none", *self.types_])
+        weights = None if sample_weight is None else np.asarray(sample_weight, dtype=float)[keep]
+        self.model_ = LogisticRegression(C=self.c, max_iter=5000).fit(embeddings[keep], labels[keep], sample_weight=weights)
+        self.columns_ = [list(self.model_.classes_).index(t) for t in self.types_]
+        return self
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """P(type) per row, one column per type in `types_` (the rest of each row's mass is 'none')."""
+        if not hasattr(self, "model_"):
+            raise NotFitted("SemanticRiskClassifier is not fitted")
+        if not len(embeddings):
+            return np.zeros((0, len(self.types_)))
+        return self.model_.predict_proba(embeddings)[:, self.columns_]
+
+
+_SENTENCE = re.compile(r"[^。！？!?；;\n]+")
+
+
+def sentence_spans(text: str, *, min_chars: int = 2) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of `text`, split on 。！？!?；; and newlines, blank or tiny ones left out."""
+    return [(m.start(), m.end()) for m in _SENTENCE.finditer(text) if len(m.group().strip()) >= min_chars]
+
+
+def semantic_training_set(data_dir, corpora_dir, *, ordinary: int = 3000, ordinary_weight: float = 1 / 3):
+    """Texts, labels and sample weights for SemanticRiskClassifier: our examples' train split and the train part of
+    train_extra.csv (a type's high and critical rows are that type, everything else 'none'), plus `ordinary` routing
+    petitions as 'none', each as its title, its first characters and one sentence from its middle. The ordinary
+    pieces weigh `ordinary_weight` each: there are many of them, and the hard negatives must not drown."""
+    rows = load_examples(corpora_dir, split="train") + load_extra(corpora_dir, part="train")
+    texts = [r["text"] for r in rows]
+    labels = [r["type"] if r["level"] in ("high", "critical") else "none" for r in rows]
+    weights = [1.0] * len(rows)
+    for text in ordinary_petitions(data_dir, limit=ordinary, seed=1):
+        title, _, content = text.partition("\n")
+        sentences = [content[a:b] for a, b in sentence_spans(content, min_chars=6)]
+        for piece in (title, text, sentences[len(sentences) // 2] if sentences else ""):
+            if piece.strip():
+                texts.append(piece)
+                labels.append("none")
+                weights.append(ordinary_weight)
+    return texts, labels, weights
+
+
+EXTRA_HOLDOUT_EVERY = 3
+"""Every third row of train_extra.csv (by a hash of its text) is held out: bench/risk.py scores it, nothing trains on it."""
+
+
+def load_extra(corpora_dir, *, part: str = "train") -> list[dict[str, str]]:
+    """Rows of corpora/risk/train_extra.csv (written by another engineer than examples.csv), or [] when absent.
+
+    part: "train" (two thirds, for training), "holdout" (the other third, for bench/risk.py only) or "all".
+    """
+    import csv
+    import zlib
+    from pathlib import Path
+
+    path = Path(corpora_dir) / "risk" / "train_extra.csv"
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if (r.get("text") or "").strip()]
+    out = []
+    for r in rows:
+        row = {"text": r["text"], "type": (r.get("type") or "").strip(), "level": (r.get("level") or "none").strip(), "split": "train"}
+        if row["level"] not in PETITION_LEVEL_TO_SCALE:
+            continue  # a level we do not know is a typo, not a label
+        held = zlib.crc32(r["text"].encode("utf-8")) % EXTRA_HOLDOUT_EVERY == 0
+        if part == "all" or (part == "holdout") == held:
+            out.append(row)
+    return out
