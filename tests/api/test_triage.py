@@ -179,3 +179,20 @@ def test_health_and_docs(client):
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     assert "/v1/triage" in spec["paths"] and "/v1/triage/batch" in spec["paths"]
+
+
+def test_the_same_id_sent_concurrently_is_stored_once(server):
+    import concurrent.futures
+
+    pid = new_id()
+
+    def send(_):
+        with server.client() as http:
+            return http.post("/v1/triage", json={**STREETLIGHT, "id": pid})
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(send, range(6)))
+    assert {r.status_code for r in responses} == {200}
+    assert len({r.json()["model_version"] + str(r.json()["category"]) for r in responses}) == 1
+    with server.client() as http:
+        assert http.get(f"/v1/petitions/{pid}").json()["id"] == pid
