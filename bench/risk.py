@@ -2,18 +2,20 @@
 """Risk flags: recall/precision on our held-out examples, false alerts on hard negatives, the self-harm classifier
 on held-out Weibo posts, alert rates on ordinary petitions, and time per petition.
 
-    python bench/risk.py [--bundle DIR] [--show-alerts]
+    python bench/risk.py [--bundle DIR] [--show-alerts] [--skip-blind]
 
 Trains the detector as `train_detector` does (lexicon + classifier on the shared data's train split and our
 examples' `train` split), unless --bundle points at a saved one, then evaluates on what training never saw:
 corpora/risk/examples.csv `val` and `val2` rows, corpora/risk/val_blind.csv when it exists (written by another
-engineer; only aggregate figures are printed for it and for `val2`, never a row), the 20 % Weibo hold-out
-(weibo_split, seed 0), and routing/test.csv. Prints the tables and replaces the "Risk" section of bench/results.md.
+engineer; only aggregate figures are printed for it and for `val2`, never a row), the third of
+corpora/risk/train_extra.csv held out from training (aggregates only), the 20 % Weibo hold-out (weibo_split, seed 0),
+and routing/test.csv; the semantic head is scored off and on. Prints the tables and replaces the "Risk" section of bench/results.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import statistics
 import sys
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import data_dir, machine, markdown_table, read_csv, today, update_results_md  # noqa: E402
 from triage.risk import LEVELS, RiskDetector, train_detector  # noqa: E402
-from triage.risk_model import BAND_NAMES, level_band, load_examples, weibo_split  # noqa: E402
+from triage.risk_model import BAND_NAMES, level_band, load_examples, load_extra, weibo_split  # noqa: E402
 from triage.schemas import RiskLevel  # noqa: E402
 from triage.text import compose  # noqa: E402
 
@@ -150,16 +152,48 @@ def example_tables(detector: RiskDetector, rows: list[dict], *, show_rows: bool)
 
 def blind_table(detector: RiskDetector, path: Path) -> str:
     """Aggregate figures on another engineer's blind set; no row is printed or returned."""
+    rows = read_blind(path)
+    if rows is None:
+        return f"`{path.relative_to(ROOT)}` is absent or lacks the columns text, type (or risk_type), level: not scored."
+    md, _ = example_tables(detector, rows, show_rows=False)
+    return md
+
+
+def read_blind(path: Path) -> list[dict] | None:
+    """The blind set's rows as (text, type, level), or None when it is absent or lacks the columns."""
     if not path.is_file():
-        return f"`{path.relative_to(ROOT)}` is not there yet."
+        return None
     with open(path, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
     type_column = "type" if rows and "type" in rows[0] else "risk_type"
     if not rows or type_column not in rows[0] or "level" not in rows[0] or "text" not in rows[0]:
-        return f"`{path.name}` lacks the columns text, type (or risk_type), level: not scored."
-    rows = [{"text": r["text"], "type": r[type_column] or "", "level": (r["level"] or "none").strip()} for r in rows]
-    md, _ = example_tables(detector, rows, show_rows=False)
-    return md
+        return None
+    return [{"text": r["text"], "type": r[type_column] or "", "level": (r["level"] or "none").strip()} for r in rows]
+
+
+def semantic_table(detector: RiskDetector, sets: dict[str, list[dict]]) -> str:
+    """Recall at high-or-above and false alerts with the semantic head off and on, per labelled set (aggregates)."""
+    if getattr(detector, "semantic_classifier_", None) is None:
+        return "This detector has no semantic head."
+    off = copy.copy(detector)
+    off.semantic_threshold = 1.01  # the same fitted parts; no probability reaches it
+    table = []
+    for name, rows in sets.items():
+        if not rows:
+            table.append([name, "–", "absent", "", "", ""])
+            continue
+        _, before = example_tables(off, rows, show_rows=False)
+        _, after = example_tables(detector, rows, show_rows=False)
+        negatives = sum(r["level"] == "none" for r in rows)
+        table.append([
+            name, f"{len(rows) - negatives} + {negatives}",
+            f"{before['recall_high']:.3f}", f"**{after['recall_high']:.3f}**",
+            f"{before['false_alert_rate']:.1%}", f"**{after['false_alert_rate']:.1%}**",
+        ])
+    return markdown_table(
+        ["set", "rows (pos + neg)", "recall ≥ high, rules + n-grams", "+ semantic head", "false alerts before", "after"],
+        table,
+    )
 
 
 def _predicted(row, out) -> int:
@@ -223,6 +257,24 @@ def ordinary_table(detector: RiskDetector, shared: Path, show: bool) -> tuple[st
     return md, timing(detector, texts)
 
 
+def semantic_cost(detector: RiskDetector, texts: list[str]) -> str:
+    """Time per petition with the semantic head off (not asked) and on, and how many texts it reads."""
+    if getattr(detector, "semantic_classifier_", None) is None:
+        return ""
+    off = copy.copy(detector)
+    off.semantic_min_chars = 10**9  # no text is long enough: USE is never run
+    (wall_off, cpu_off), (wall_on, cpu_on) = timing(off, texts), timing(detector, texts)
+    counting, read = copy.copy(detector), []
+    counting._embed = lambda batch: (read.append(len(batch)), detector._embed(batch))[1]  # the first call: texts read whole
+    counting.detect(texts)
+    return (
+        f"Without the semantic head (USE never run): {wall_off:.2f} ms wall-clock ({cpu_off:.2f} ms CPU); with it: "
+        f"{wall_on:.2f} ms ({cpu_on:.2f} ms CPU). USE read {read[0] if read else 0} of the {len(texts)} petitions "
+        f"(first {detector.semantic_max_chars} folded characters): those with no flag at high, at least "
+        f"{detector.semantic_min_chars} Chinese characters, and a risk word or an n-gram P(type) ≥ {detector.semantic_gate}."
+    )
+
+
 def timing(detector: RiskDetector, texts: list[str]) -> tuple[float, float]:
     """Median over 3 runs of wall-clock and of CPU milliseconds per text (CPU time is what other jobs on a shared
     machine do not inflate)."""
@@ -240,6 +292,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, help="a saved risk detector directory (default: train one now)")
     parser.add_argument("--show-alerts", action="store_true", help="print every test.csv alert with its text")
+    parser.add_argument(
+        "--skip-blind", action="store_true", help="leave val_blind.csv unread (for runs while choosing anything)"
+    )
     args = parser.parse_args()
     shared = data_dir()
     corpora = ROOT / "corpora"
@@ -248,11 +303,22 @@ def main() -> None:
     built = time.perf_counter() - start
     val_md, summary = val_tables(detector, corpora)
     val2_md, _ = val_tables(detector, corpora, "val2", show_rows=False)
-    blind_md = blind_table(detector, corpora / "risk" / "val_blind.csv")
+    blind_path = corpora / "risk" / ("val_blind.csv" if not args.skip_blind else "skipped: --skip-blind")
+    blind_md = blind_table(detector, blind_path)
+    extra_md, _ = example_tables(detector, load_extra(corpora, part="holdout"), show_rows=False) if load_extra(
+        corpora, part="holdout") else ("`corpora/risk/train_extra.csv` is not there yet.", None)
+    semantic_md = semantic_table(detector, {
+        "val": load_examples(corpora, split="val"),
+        "val2": load_examples(corpora, split="val2"),
+        "train_extra hold-out": load_extra(corpora, part="holdout"),
+        "val_blind": read_blind(blind_path) or [],
+    })
     weibo_md = weibo_table(detector, shared)
     ordinary_md, (ms_long, cpu_long) = ordinary_table(detector, shared, args.show_alerts)
     val_texts = [r["text"] for r in load_examples(corpora, split="val")]
     ms_short, _ = timing(detector, val_texts)
+    routing_texts = [compose(r["title"], r["content"]) for r in read_csv(shared / "routing" / "test.csv")]
+    cost_md = semantic_cost(detector, routing_texts)
     md = "\n\n".join([
         f"Command: `python bench/risk.py`{' --bundle ' + str(args.bundle) if args.bundle else ''}. "
         f"Machine: {machine()} (shared with other jobs). Run {today()}; "
@@ -265,6 +331,10 @@ def main() -> None:
         "`val2`: 91 rows written at the start of the second round, before any change of that round, never trained "
         "on or read for tuning; only aggregates are printed here.",
         val2_md,
+        "### train_extra hold-out",
+        "`corpora/risk/train_extra.csv` was written by another engineer than examples.csv; every third row (by a hash "
+        "of its text, `load_extra(part='holdout')`) is never trained on. Aggregates only.",
+        extra_md,
         "### Blind set (corpora/risk/val_blind.csv)",
         "Written by another engineer without seeing the detector; aggregates only.",
         blind_md,
@@ -272,15 +342,22 @@ def main() -> None:
         "`train`; new rows written after a round showed how much the lexicon fitted the phrasings it was written "
         "with.\n\n"
         + markdown_table(["round", "val rows (pos + neg)", "recall ≥ high", "false alerts"], HISTORY),
+        "### Semantic head (USE) off and on",
+        "Same detector, the semantic head disabled (threshold above 1) or as trained; aggregates only. Its threshold "
+        f"({detector.semantic_threshold}) and minimum length ({detector.semantic_min_chars} Chinese characters) were "
+        "chosen on val, val2 and the train part of train_extra.csv scored by a detector trained without it; the "
+        "train_extra hold-out and the blind set chose nothing.",
+        semantic_md,
         "### Self-harm classifier", weibo_md,
         "### Ordinary petitions", ordinary_md,
         "### Time",
         f"`detect` in batches, median of 3 runs: **{ms_long:.2f} ms per petition** wall-clock ({cpu_long:.2f} ms CPU) on routing/test.csv "
         f"(mean {statistics.mean(len(t) for t in (compose(r['title'], r['content']) for r in read_csv(shared / 'routing' / 'test.csv'))):.0f} chars), "
-        f"{ms_short:.2f} ms on our val examples (short texts).",
+        f"{ms_short:.2f} ms on our val examples (short texts). {cost_md}",
     ])
     print(md)
-    update_results_md("Risk", md)
+    if not args.skip_blind:  # results.md keeps the figures of a full run only
+        update_results_md("Risk", md)
 
 
 if __name__ == "__main__":

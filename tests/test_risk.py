@@ -303,13 +303,16 @@ def test_hard_negatives_stay_below_high_with_the_semantic_head(semantic_detector
     assert semantic_detector.detect([text])[0].level < RiskLevel.high
 
 
-def test_the_semantic_head_never_overrides_negated_or_reported_words_nor_reads_short_texts(semantic_detector):
+def test_the_semantic_head_never_overrides_reported_words_or_a_past_marker_nor_reads_short_texts(semantic_detector):
     eager = copy.copy(semantic_detector)
     eager.semantic_threshold, eager.type_classifier_ = 0.0, None
-    reported, short = eager.detect(["新闻里说昨天有人跳楼了，大家议论纷纷", "我想去省城"])
+    reported, short, past = eager.detect(["新闻里说昨天有人跳楼了，大家议论纷纷", "我想去省城", "我们这栋楼的电梯上个月还关过人"])
     assert (flag(reported, "self_harm") or RiskOut()).level < RiskLevel.high  # its words were reported speech
     assert flag(reported, "gathering").level == RiskLevel.high  # a threshold of 0 raises every type it may
     assert short.level < RiskLevel.high  # fewer Chinese characters than semantic_min_chars: not read
+    assert past.level < RiskLevel.high  # the sentence it would cite says 上个月: a past incident stays medium
+    eager.semantic_past_veto = False
+    assert eager.detect(["我们这栋楼的电梯上个月还关过人"])[0].level == RiskLevel.high  # the veto did that
 
 
 def test_save_then_load_keeps_the_semantic_head_and_its_answers(tmp_path, semantic_detector):

@@ -32,10 +32,12 @@ How a level is reached:
    words or a required person is missing. A long text with no lexicon word is read in a few windows, so a risk
    sentence buried in an ordinary complaint is still seen.
 3. Semantic head (risk_model.SemanticRiskClassifier over multilingual USE sentence embeddings, triage.similarity
-   .Encoder "use"): asked only of texts where steps 1–2 left everything below high and that hold at least
-   `semantic_min_chars` Chinese characters. It raises a type to high when confident, under the same vetoes as the
-   type classifier (suppressed words, a missing person); its evidence is the sentence it scores highest. It
-   generalises past our authors' wording (集体 / 进京 / 燃气 never written), at ≈ 5–10 ms per text it reads.
+   .Encoder "use"): asked only of texts where steps 1–2 left everything below high, that hold at least
+   `semantic_min_chars` Chinese characters, and where the rules saw some risk word or the n-gram classifier gave
+   some type `semantic_gate` (USE costs ≈ 5–10 ms a text). It raises a type to high when confident, under the
+   type classifier's vetoes (suppressed words, a missing person) and one more: not when the sentence it would cite
+   holds a past or recurring marker. Its evidence is that sentence. It carries recall to phrasings neither the
+   lexicon nor the n-grams were written with (整个村的人都去省城讨个说法).
 4. Self-harm classifier (risk_model.SelfHarmClassifier, Weibo posts + our petitions): on texts where the rules saw
    a self-harm word, lifts the flag one level when it is confident a plan is named, or a live distress word to
    medium.
@@ -55,17 +57,19 @@ from typing import Sequence
 import yaml
 
 from triage.errors import BundleError, DataError, NotFitted
-from triage.risk_lexicon import CompiledLexicon, Windows, default_lexicon_path, fold, rule_levels
+from triage.risk_lexicon import CompiledLexicon, Windows, default_lexicon_path, fold, modifier_spans, rule_levels
 from triage.risk_model import RiskTypeClassifier, SelfHarmClassifier, SemanticRiskClassifier, sentence_spans
 from triage.schemas import RiskEvidence, RiskFlag, RiskLevel, RiskOut
 
+_PAST_LABELS = ("past", "past_after", "recurring")
 LEVELS = [RiskLevel.none, RiskLevel.low, RiskLevel.medium, RiskLevel.high, RiskLevel.critical]
 _LEVEL_SCORE = {1: 0.3, 2: 0.5, 3: 0.75, 4: 0.92}
 BUNDLE_FORMAT = 1
 
 
 class RiskDetector:
-    """Finds risk flags in petition texts: lexicon rules plus a learned self-harm level classifier.
+    """Finds risk flags in petition texts: lexicon rules, an n-gram type classifier, a semantic head, a self-harm
+    level classifier.
 
     Parameters
     ----------
@@ -93,6 +97,8 @@ class RiskDetector:
         classifier gives some type at least this probability (0: every text).
     semantic_sentence_threshold: semantic P(type) of one sentence at which a type is raised to high (above 1: off).
     semantic_sentence_min_chars: texts at least this long are also read sentence by sentence.
+    semantic_past_veto: no semantic raise when the sentence it would cite holds a past or recurring marker (去年,
+        上个月, 时不时, 过一次): the head cannot read tense, and a past incident is medium.
     semantic_max_chars: the semantic head reads the first this many characters of the folded text.
     semantic_c: inverse regularisation of the semantic head.
     """
@@ -119,9 +125,10 @@ class RiskDetector:
         semantic_encoder: str = "use",
         semantic_threshold: float = 0.5,
         semantic_min_chars: int = 8,
-        semantic_gate: float = 0.05,
+        semantic_gate: float = 0.1,
         semantic_sentence_threshold: float = 1.01,
         semantic_sentence_min_chars: int = 60,
+        semantic_past_veto: bool = True,
         semantic_max_chars: int = 400,
         semantic_c: float = 16.0,
     ):
@@ -147,6 +154,7 @@ class RiskDetector:
         self.semantic_gate = semantic_gate
         self.semantic_sentence_threshold = semantic_sentence_threshold
         self.semantic_sentence_min_chars = semantic_sentence_min_chars
+        self.semantic_past_veto = semantic_past_veto
         self.semantic_max_chars = semantic_max_chars
         self.semantic_c = semantic_c
         self._encoder = None
@@ -325,16 +333,21 @@ class RiskDetector:
                 )
                 if not confident or name not in eligible or (name in levels and name not in unsuppressed):
                     continue
-                target = min(3, self.lexicon_.caps[name])
-                if target > levels.get(name, 0):
-                    levels[name] = target
-                    unsuppressed.add(name)
+                if min(3, self.lexicon_.caps[name]) > levels.get(name, 0):
                     raised.append((i, name, j))
         # Evidence: the best sentence of each raised text (texts read whole only are split now: few pay for it).
         sentences.update(self._sentence_scores(folded, sorted({i for i, _, _ in raised} - set(sentences))))
         for i, name, j in raised:
             spans, scores = sentences[i]
-            rules[i][1].setdefault(name, {})[3] = [spans[int(scores[:, j].argmax())]]
+            best = spans[int(scores[:, j].argmax())]
+            if self.semantic_past_veto and any(
+                best[0] <= at < best[1] for at, _ in modifier_spans(self.lexicon_, folded[i], _PAST_LABELS)
+            ):
+                continue  # 上个月还关过人, 之前跳过一次: the head cannot read tense; a past or recurring incident stays medium
+            levels, evidence, unsuppressed = rules[i][:3]
+            levels[name] = min(3, self.lexicon_.caps[name])
+            unsuppressed.add(name)
+            evidence.setdefault(name, {})[3] = [best]
 
     def _sentence_scores(self, folded: list[str], indices: list[int]) -> dict[int, tuple[list, object]]:
         """Per text: its sentences (folded spans within the first `semantic_max_chars`) and their P(type) rows."""
@@ -470,6 +483,7 @@ class RiskDetector:
             "semantic_gate": self.semantic_gate,
             "semantic_sentence_threshold": self.semantic_sentence_threshold,
             "semantic_sentence_min_chars": self.semantic_sentence_min_chars,
+            "semantic_past_veto": self.semantic_past_veto,
             "semantic_max_chars": self.semantic_max_chars,
             "semantic_c": self.semantic_c,
         }

@@ -357,6 +357,16 @@ def rule_levels(
     eligible = {t for t in lex.types if t not in lex.requires or mods.get(f"{t}:requires")}
     return levels, evidence, unsuppressed, sentences, eligible
 
+def modifier_spans(lex: CompiledLexicon, folded: str, labels: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Folded spans of the shared modifiers with these labels (past, recurring, negation …) anywhere in the text."""
+    wanted = set(labels)
+    return [
+        (start, end)
+        for index, start, end in lex.mod_ac.find_matches_as_indexes(folded, overlapping=True)
+        if wanted.intersection(lex.mod_labels[index])
+    ]
+
+
 def _suppressed(folded: str, hit: Hit, mods, sent, clause, windows: Windows) -> bool:
     """Negated, hypothetical, reported or taken back as a joke: the cue is about no one here and now."""
     lo = max(clause[0], hit.start - windows.negation)

@@ -39,9 +39,10 @@ class TriagerProvider:
     requests in flight finish on the old model and none is dropped.
     """
 
-    def __init__(self, settings: Settings, *, check_interval_s: float = 1.0):
+    def __init__(self, settings: Settings, *, check_interval_s: float = 1.0, encoder=None):
         self.settings = settings
         self.check_interval_s = check_interval_s
+        self.encoder = encoder  # shared with the risk detector's semantic head: one sentence model in memory
         self._lock = threading.Lock()
         self._last_check = 0.0
         self._pointer_mtime: float | None = None
@@ -56,6 +57,9 @@ class TriagerProvider:
     def _load(self, path: Path) -> Triager:
         started = time.perf_counter()
         loaded = bundles.load(path)
+        risk = loaded.components.get("risk")
+        if self.encoder is not None and risk is not None and getattr(risk, "semantic_encoder", None) == self.encoder.name:
+            risk.attach_encoder(self.encoder)
         self._pointer_mtime = self._pointer().stat().st_mtime if self._pointer().exists() else None
         log.info("serving bundle %s (loaded in %.1f s)", loaded.version, time.perf_counter() - started)
         return Triager(loaded, policy=ReviewPolicy.from_settings(self.settings), top_k=self.settings.routes_top_k)
@@ -91,7 +95,7 @@ def new_petition_id(now: datetime | None = None) -> str:
 
 
 class TriageService:
-    def __init__(self, settings: Settings, db: Database, provider: TriagerProvider):
+    def __init__(self, settings: Settings, db: Database, provider: TriagerProvider, matcher: Matcher | None = None):
         self.settings = settings
         self.db = db
         self.provider = provider
@@ -104,7 +108,7 @@ class TriageService:
         from triage.chat import IntakeDesk  # the desk calls back into this service
 
         self.intake = IntakeDesk(self)
-        self.matcher = Matcher(settings)
+        self.matcher = matcher or Matcher(settings)
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -228,7 +232,8 @@ class TriageService:
 def build_service(settings: Settings) -> TriageService:
     db = Database(settings.database_url)
     db.migrate()
-    service = TriageService(settings, db, TriagerProvider(settings))
+    matcher = Matcher(settings)
+    service = TriageService(settings, db, TriagerProvider(settings, encoder=matcher.encoder), matcher)
     service.matcher.open(db)
     try:
         recovered = service.retriage_pending()
