@@ -62,11 +62,13 @@ def predict(
     settings = get_settings()
     try:
         rows = read_rows(input)
-        triager = Triager(
-            bundles.load(bundles.resolve(settings.models_dir, bundle)),
-            policy=ReviewPolicy.from_settings(settings),
-            top_k=settings.routes_top_k,
-        )
+        loaded = bundles.load(bundles.resolve(settings.models_dir, bundle))
+        risk = loaded.components.get("risk")
+        if risk is not None and hasattr(risk, "attach_encoder"):
+            from triage.similarity import Encoder
+
+            risk.attach_encoder(Encoder(risk.semantic_encoder, threads=settings.encoder_threads))
+        triager = Triager(loaded, policy=ReviewPolicy.from_settings(settings), top_k=settings.routes_top_k)
     except TriageError as exc:
         fail(exc.message)
     sink = open(output, "w", encoding="utf-8") if output else sys.stdout

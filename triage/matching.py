@@ -52,7 +52,7 @@ class Matcher:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.encoder = Encoder(settings.encoder)
+        self.encoder = Encoder(settings.encoder, threads=settings.encoder_threads)
         self.finder = DuplicateFinder(
             repeat_threshold=settings.repeat_threshold,
             same_event_threshold=settings.same_event_threshold,
