@@ -28,9 +28,12 @@ def fail(message: str, code: int = 2) -> None:
 def serve(
     host: Annotated[Optional[str], typer.Option(help="Bind address (default TRIAGE_HOST or 127.0.0.1).")] = None,
     port: Annotated[Optional[int], typer.Option(help="Port (default TRIAGE_PORT or 8000).")] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Run the HTTP API (OpenAPI docs at /docs)."""
+    """Run the HTTP API (OpenAPI docs at /docs).
+
+    One process: the duplicate index and the cluster state live in it (saved beside the store), so several worker
+    processes would each see only part of the stream.
+    """
     import uvicorn
 
     settings = get_settings()
@@ -39,7 +42,6 @@ def serve(
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
-        workers=workers,
         log_level=settings.log_level.lower(),
     )
 
