@@ -1,8 +1,9 @@
 """Chat intake sessions (小程序受理) in the store: each message runs the dialogue, and a confirmed session becomes a
 stored, triaged petition with a ticket the citizen can quote.
 
-Risk-aware: the first high/critical message of a session is filed at once as its own petition, so the alert is
-raised (and webhooks called) before the citizen has finished answering questions.
+Risk-aware: the first high/critical message of a session is filed at once as its own petition with an urgent ticket,
+so the alert is raised (and webhooks called) and the urgent deadline starts before the citizen has finished answering
+questions. On confirmation that same ticket takes the whole report, so the citizen quotes one number.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class IntakeDesk:
         turn = self.dialogue.handle(state, text)
         new_state, reply, ticket_no = turn.state, turn.reply, None
         if self._raises_alert(turn) and not state.get("risk_petition"):
-            new_state = {**new_state, "risk_petition": self._file_risk_petition(session_id, text or "")}
+            risk_petition, risk_ticket = self._file_risk_petition(session_id, text or "")
+            new_state = {**new_state, "risk_petition": risk_petition, "risk_ticket": risk_ticket}
         if turn.submit:
             ticket_no, department, reply_by = self._file_ticket(session_id, new_state, turn)
             new_state = self.dialogue.with_ticket(new_state, ticket_no)
@@ -75,7 +77,8 @@ class IntakeDesk:
                 row.ticket_id = ticket_no
             ticket_no = row.ticket_id
         out = {"session_id": session_id, "reply": reply, "state": turn.status, "slots": turn.slots,
-               "urgent": turn.urgent, "asking": turn.asking, "ticket": ticket_no}
+               "urgent": turn.urgent, "asking": turn.asking, "ticket": ticket_no,
+               "urgent_ticket": new_state.get("risk_ticket")}
         if turn.risk is not None and turn.risk.level >= RiskLevel.high:
             out["risk"] = turn.risk.model_dump(mode="json")
         return out
@@ -84,21 +87,40 @@ class IntakeDesk:
     def _raises_alert(turn: Turn) -> bool:
         return turn.risk is not None and turn.risk.level >= RiskLevel.high
 
-    def _file_risk_petition(self, session_id: str, text: str) -> str:
-        """File the alarming message now, as its own petition, so its alert does not wait for the slots."""
+    def _file_risk_petition(self, session_id: str, text: str) -> tuple[str, str]:
+        """File the alarming message now, as its own petition with an urgent ticket, so neither the alert nor the
+        urgent acceptance deadline waits for the slots."""
         petition = PetitionIn(id=f"{session_id}-risk", content=text, channel=Channel.miniprogram)
-        self.service.submit(petition)
-        log.warning("intake session %s: high-risk message filed as %s", session_id, petition.id)
-        return petition.id
+        result = self.service.submit(petition)
+        with self.service.db.session() as session:
+            ticket = tickets.create_ticket(session, self._as_urgent(result), policy=self.service.sla,
+                                           now=self.service.now(), start_level=self.service.settings.ticket_start_level)
+            ticket_no = ticket.id
+        log.warning("intake session %s: high-risk message filed as %s, urgent ticket %s", session_id, petition.id, ticket_no)
+        return petition.id, ticket_no
+
+    @staticmethod
+    def _as_urgent(result):
+        if result.priority.value == "urgent":
+            return result
+        return result.model_copy(update={"priority": "urgent", "needs_review": True,
+                                         "review_reasons": ["urgent: risk raised during the chat", *result.review_reasons]})
 
     def _file_ticket(self, session_id: str, state: dict, turn: Turn) -> tuple[str, str | None, object]:
         petition = self.dialogue.petition(state).model_copy(update={"id": session_id})
         result = self.service.submit(petition)
-        if turn.urgent and result.priority.value != "urgent":
-            result = result.model_copy(update={"priority": "urgent", "needs_review": True,
-                                               "review_reasons": ["urgent: risk raised during the chat", *result.review_reasons]})
+        if turn.urgent:
+            result = self._as_urgent(result)
         with self.service.db.session() as session:
-            ticket = tickets.create_ticket(session, result, policy=self.service.sla, now=self.service.now(),
-                                           start_level=self.service.settings.ticket_start_level)
-            department = result.routes[0].department if result.routes and ticket.department_id else None
+            ticket = None
+            if state.get("risk_ticket"):
+                ticket = tickets.attach_petition(session, state["risk_ticket"], result, now=self.service.now(),
+                                                 note="the citizen completed the report in the chat")
+            if ticket is None:
+                ticket = tickets.create_ticket(session, result, policy=self.service.sla, now=self.service.now(),
+                                               start_level=self.service.settings.ticket_start_level)
+            department = None
+            if ticket.department_id:
+                known = self.service.provider.get().departments.departments.get(ticket.department_id)
+                department = known.name if known else ticket.department_id
             return ticket.id, department, ticket.reply_by

@@ -98,6 +98,26 @@ def create_ticket(
     return ticket
 
 
+def attach_petition(session: Session, ticket_id: str, result: TriageResult, *, now: datetime, note: str) -> Ticket | None:
+    """Hand an open ticket the fuller petition that completes it (the chat's urgent ticket, opened on the alarming
+    message, gets the citizen's whole report on confirmation). The urgent deadlines keep running from the moment the
+    ticket was opened; the category follows the fuller text while nobody has been assigned yet. Audited as
+    `supplement`. None when the ticket is no longer open: the caller opens a new one.
+    """
+    ticket = get_ticket(session, ticket_id)
+    if ticket.state not in OPEN_STATES:
+        return None
+    previous = ticket.petition_id
+    ticket.petition_id = result.id
+    if ticket.state == TicketState.received.value:
+        ticket.category = result.category.label
+    ticket.updated_at = now
+    _event(session, ticket, action="supplement", from_state=ticket.state, to_state=ticket.state, actor=SYSTEM,
+           role="operator", at=now, note=note, details={"from_petition_id": previous, "petition_id": result.id})
+    session.flush()
+    return ticket
+
+
 def get_ticket(session: Session, ticket_id: str) -> Ticket:
     ticket = session.get(Ticket, ticket_id)
     if ticket is None:
@@ -301,17 +321,41 @@ def export_feedback_csv(session: Session, since: datetime | None = None) -> str:
 
 
 def routing_metrics(session: Session, since: datetime | None = None) -> dict:
-    """Override rate per ISO week, category and department (a drift signal), and the auto-routed vs reviewed share."""
-    query = select(RoutingFeedback)
+    """Override rate per ISO week, category and department (a drift signal), and the auto-routed vs reviewed share.
+
+    A row is keyed by the week the ticket was opened and by what the model suggested for it (category, department):
+    `tickets` is how many tickets it suggested that for, `overrides` how many of them an operator routed elsewhere
+    (`corrections` counts the operator's route choices, agreeing ones included), and `override_rate` is
+    overrides / tickets, so a week where operators re-route more of the model's choices stands out.
+    """
+    query = (
+        select(Ticket.id, Ticket.created_at, TriageRecord.id, TriageRecord.category, TriageRecord.top_department)
+        .join(TriageRecord, TriageRecord.petition_id == Ticket.petition_id)
+    )
     if since is not None:
-        query = query.where(RoutingFeedback.created_at >= since)
-    per: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
-    for fb in session.scalars(query):
-        week = "{}-W{:02d}".format(*as_aware(fb.created_at).isocalendar()[:2])
-        for dimension, key in (("category", fb.model_category or "?"), ("department", fb.model_department_id or "?")):
+        query = query.where(Ticket.created_at >= since)
+    suggestion: dict[str, tuple[int, datetime, str, str | None]] = {}
+    for ticket_id, created_at, record_id, category, department in session.execute(query):
+        if ticket_id not in suggestion or record_id > suggestion[ticket_id][0]:
+            suggestion[ticket_id] = (record_id, created_at, category, department)  # the suggestion the operator saw
+    corrected: set[str] = set()
+    overridden: set[str] = set()
+    if suggestion:
+        feedback = select(RoutingFeedback.ticket_id, RoutingFeedback.overridden)
+        if since is not None:
+            feedback = feedback.where(RoutingFeedback.created_at >= since)
+        for ticket_id, was_overridden in session.execute(feedback):
+            corrected.add(ticket_id)
+            if was_overridden:
+                overridden.add(ticket_id)
+    per: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+    for ticket_id, (_, created_at, category, department) in suggestion.items():
+        week = "{}-W{:02d}".format(*as_aware(created_at).isocalendar()[:2])
+        for dimension, key in (("category", category or "?"), ("department", department or "?")):
             cell = per[(week, dimension, key)]
             cell[0] += 1
-            cell[1] += int(fb.overridden)
+            cell[1] += ticket_id in corrected
+            cell[2] += ticket_id in overridden
     triaged = select(TriageRecord.needs_review, func.count()).group_by(TriageRecord.needs_review)
     if since is not None:
         triaged = triaged.where(TriageRecord.created_at >= since)
@@ -319,8 +363,9 @@ def routing_metrics(session: Session, since: datetime | None = None) -> dict:
     total = sum(counts.values())
     return {
         "weeks": [
-            {"week": week, "by": dimension, "key": key, "corrections": n, "overrides": o, "override_rate": round(o / n, 4)}
-            for (week, dimension, key), (n, o) in sorted(per.items())
+            {"week": week, "by": dimension, "key": key, "tickets": n, "corrections": c, "overrides": o,
+             "override_rate": round(o / n, 4)}
+            for (week, dimension, key), (n, c, o) in sorted(per.items())
         ],
         "triaged": total,
         "auto_routed_share": round(counts.get(False, 0) / total, 4) if total else None,

@@ -30,6 +30,9 @@ class MessageOut(BaseModel):
     urgent: bool = False
     asking: str | None = Field(None, description="The slot the reply asks for: what | where | when | contact.")
     ticket: str | None = Field(None, description="Ticket number once submitted, e.g. 20261123-000123.")
+    urgent_ticket: str | None = Field(
+        None, description="The urgent ticket opened at once on a high/critical message, before the report is complete; "
+        "the submitted report keeps this number.")
     risk: dict[str, Any] | None = None
 
 

@@ -66,13 +66,53 @@ def test_submitted_chat_creates_a_triaged_petition_and_a_ticket(client):
     assert final["ticket_no"] in final["reply"]
 
 
-def test_self_harm_in_chat_raises_an_alert_before_the_slots_are_complete(client):
-    send = http_backend(client)
-    observed = send("工资拖了半年，再不解决我就从楼上跳下去")
-    assert observed["urgent"] is True and "12356" in observed["reply"]
-    assert observed["status"] == "collecting"
+def test_self_harm_in_chat_opens_an_urgent_ticket_and_an_alert_before_the_slots_are_complete(client):
+    session_id = client.post("/v1/intake/sessions").json()["session_id"]
+
+    def say(text: str) -> dict:
+        response = client.post(f"/v1/intake/sessions/{session_id}/messages", json={"text": text})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    alarm = say("工资拖了半年，再不解决我就从楼上跳下去")
+    # At once, with only the description known: a caring reply, an urgent ticket and an alert.
+    assert alarm["state"] == "collecting" and alarm["urgent"] is True and "12356" in alarm["reply"]
+    assert alarm["ticket"] is None and alarm["urgent_ticket"]
+    assert not (alarm["slots"]["contact"] or {}).get("phone") and not alarm["slots"]["where"]
+    early = client.get(f"/v1/tickets/{alarm['urgent_ticket']}").json()
+    assert early["urgency"] == "urgent" and early["state"] == "received" and early["accept_by"]
+    assert early["petition_id"] == f"{session_id}-risk"
     alerts = client.get("/v1/alerts", params={"type": "self_harm", "limit": 1000}).json()
-    assert any(a["petition_id"].endswith("-risk") for a in alerts)
+    assert [a["level"] for a in alerts if a["petition_id"] == early["petition_id"]] == ["high"]
+
+    # The citizen finishes the report: the same ticket number carries the whole report, still urgent.
+    observed = say("在开福区德雅路的工地")
+    for text in ("今年6月开始拖欠的", "13712345678", "没有了", "没有了"):
+        if observed["state"] == "confirming":
+            break
+        observed = say(text)
+    assert observed["state"] == "confirming", observed
+    final = say("确认")
+    assert final["state"] == "submitted" and final["ticket"] == alarm["urgent_ticket"]
+    assert final["ticket"] in final["reply"]
+    ticket = client.get(f"/v1/tickets/{final['ticket']}").json()
+    assert ticket["petition_id"] == session_id and ticket["urgency"] == "urgent"
+    assert ticket["accept_by"] == early["accept_by"]  # the urgent clock kept running from the alarming message
+    supplements = [e for e in ticket["events"] if e["action"] == "supplement"]
+    assert len(supplements) == 1 and supplements[0]["details"]["from_petition_id"] == f"{session_id}-risk"
+    petition = client.get(f"/v1/petitions/{session_id}").json()
+    assert petition["channel"] == "miniprogram" and "开福区" in str(petition["location"]) + petition["content"]
+    # Only one alert for the conversation: the alarming message's.
+    assert [a for a in alerts if a["petition_id"] == session_id] == []
+
+
+def test_risk_conversation_files_an_urgent_ticket_and_an_ordinary_one_does_not(client):
+    by_name = {c["name"]: c for c in CONVERSATIONS}
+    for name, urgency in (("gas_smell_is_danger", "urgent"), ("ordinary_report_is_not_urgent", "normal")):
+        send = http_backend(client)
+        observed = [send(turn["user"]) for turn in by_name[name]["turns"]]
+        ticket = client.get(f"/v1/tickets/{observed[-1]['ticket_no']}").json()
+        assert ticket["urgency"] == urgency, (name, ticket)
 
 
 def test_unknown_session_is_404(client):
