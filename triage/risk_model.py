@@ -22,6 +22,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from triage.errors import DataError, NotFitted
+from triage.features import StackedBinaryLR, lr_predict_proba, tfidf_transform
 from triage.risk_lexicon import fold  # also re-exported: the shared matching form
 
 BAND_EDGES = (4, 7)  # a level below 4 is band 0, 4–6 band 1, 7 and above band 2
@@ -52,7 +53,7 @@ class SelfHarmClassifier:
         return [_folded_text((t or "")[: self.max_chars]) for t in texts]
 
     def _features(self, prepared: list[str], fit: bool = False):
-        mats = [vec.fit_transform(prepared) if fit else vec.transform(prepared) for vec in self.vectorizers_]
+        mats = [vec.fit_transform(prepared) if fit else tfidf_transform(vec, prepared) for vec in self.vectorizers_]
         return mats[0] if len(mats) == 1 else sparse.hstack(mats).tocsr()
 
     def fit(self, texts: Sequence[str], levels: Sequence[int]) -> "SelfHarmClassifier":
@@ -98,10 +99,10 @@ class SelfHarmClassifier:
             return bands, np.zeros(0)
         prepared = [t[: self.max_chars] for t in texts] if folded else self._prepare(texts)
         features = self._features(prepared)
-        bands[:, self.classes_] = self.band_model_.predict_proba(features)
+        bands[:, self.classes_] = lr_predict_proba(self.band_model_, features)
         plan = bands[:, 2]
         if self.plan_model_ is not None:
-            plan = (plan + self.plan_model_.predict_proba(features)[:, 1]) / 2
+            plan = (plan + lr_predict_proba(self.plan_model_, features)[:, 1]) / 2
         return bands, plan
 
 
@@ -241,10 +242,12 @@ class RiskTypeClassifier:
         """(probabilities, features): one column per type in `types_`."""
         if not hasattr(self, "models_"):
             raise NotFitted("RiskTypeClassifier is not fitted")
-        features = self.vectorizer_.transform([t[: self.max_chars] for t in folded_texts])
+        features = tfidf_transform(self.vectorizer_, [t[: self.max_chars] for t in folded_texts])
         if not len(folded_texts):
             return np.zeros((0, len(self.types_))), features
-        return np.column_stack([m.predict_proba(features)[:, 1] for m in self.models_]), features
+        if getattr(self, "_stacked", None) is None:
+            self._stacked = StackedBinaryLR(self.models_)
+        return self._stacked.predict_proba(features), features
 
     def _feature_names(self):
         """The n-gram of each feature column, built on first use and never pickled (it would double the bundle)."""
@@ -253,7 +256,7 @@ class RiskTypeClassifier:
         return self._names
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k != "_names"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_names", "_stacked")}  # both rebuilt on use
 
     def explain(self, folded: str, row, type_index: int, k: int = 3) -> list[tuple[int, int]]:
         """Spans (folded offsets) of the k n-grams of multi-character length that raised this type most."""
@@ -305,7 +308,7 @@ class SemanticRiskClassifier:
             raise NotFitted("SemanticRiskClassifier is not fitted")
         if not len(embeddings):
             return np.zeros((0, len(self.types_)))
-        return self.model_.predict_proba(embeddings)[:, self.columns_]
+        return lr_predict_proba(self.model_, embeddings)[:, self.columns_]
 
 
 _SENTENCE = re.compile(r"[^。！？!?；;\n]+")
