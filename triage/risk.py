@@ -322,8 +322,10 @@ class RiskDetector:
         if not asked:
             return
         whole = self.semantic_classifier_.predict_proba(self._embed([folded[i] for i in asked]))
-        long_texts = [i for i in asked if len(folded[i]) >= self.semantic_sentence_min_chars]
-        sentences = self._sentence_scores(folded, long_texts)
+        sentences: dict[int, tuple[list, object]] = {}
+        if self.semantic_sentence_threshold <= 1:  # above 1 sentences never raise a type: read them for evidence only
+            long_texts = [i for i in asked if len(folded[i]) >= self.semantic_sentence_min_chars]
+            sentences = self._sentence_scores(folded, long_texts)
         raised: list[tuple[int, str, int]] = []  # (text, type, column)
         for row, i in enumerate(asked):
             levels, evidence, unsuppressed, _, eligible = rules[i]
