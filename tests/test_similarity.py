@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,37 @@ def test_lexical_refuses_pairs_of_unequal_length_and_empty_fit():
         LexicalSimilarity().score_pairs(["a"], [])
     with pytest.raises(InvalidInput):
         LexicalSimilarity().fit([])
+
+
+def test_lexical_cosine_equals_tfidf_cosine_computed_from_the_ngrams():
+    corpus = TEXTS * 2 + ["水管爆裂请抢修", "路灯不亮请维修", "枫林路18号门口积水"]
+    lex = LexicalSimilarity().fit(corpus)
+    a, b = "岭上村枫林路18号水管爆裂，水流满街水流满街", "枫林路18号岭上村的水管爆了"
+
+    def weights(text):
+        counts = {}
+        for gram in char_ngrams(text):
+            counts[gram] = counts.get(gram, 0) + 1
+        df = {g: sum(g in set(char_ngrams(t)) for t in corpus) for g in counts}
+        idf = {g: (math.log((1 + len(corpus)) / (1 + df[g])) + 1 if df[g] >= 2 else math.log(1 + len(corpus)) + 1) for g in counts}
+        vec = {g: (1 + math.log(tf)) * idf[g] for g, tf in counts.items()}
+        norm = math.sqrt(sum(w * w for w in vec.values()))
+        return {g: w / norm for g, w in vec.items()}
+
+    wa, wb = weights(a), weights(b)
+    expected = sum(w * wb.get(g, 0.0) for g, w in wa.items())
+    assert lex.score_pairs([a], [b])[0] == pytest.approx(expected, abs=1e-6)
+    assert lex.vectors([a])[0] == pytest.approx(wa)
+
+
+def test_encoder_reads_the_folded_text_and_serves_a_repeat_from_its_cache():
+    encoder = Encoder("use", cache_size=4)
+    spaced, plain, traditional = encoder.encode(["小区 门口 路灯 坏了", "小区门口路灯坏了", "小區門口路燈壞了"])
+    assert np.allclose(spaced, plain) and np.allclose(traditional, plain)
+    calls = []
+    backend = encoder._load()
+    original = backend.encode
+    backend.encode = lambda texts: calls.append(list(texts)) or original(texts)
+    again = encoder.encode(["小区门口路灯坏了", "水管爆了"])
+    assert np.allclose(again[0], plain)
+    assert calls == [["水管爆了"]]  # only the new text reached the model

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from triage.errors import InvalidInput
+from triage.risk_lexicon import fold
 from triage.text import normalize
 
 # Characters that carry no identity: whitespace and punctuation (ASCII and CJK). Digits and letters are kept, since
@@ -90,24 +91,36 @@ class Encoder:
     batch_size:
         Texts per call into the backend.
     max_chars:
-        Texts are cut to this many characters after normalisation. Both models lose little past the first few
+        Texts are cut to this many characters after folding. Both models lose little past the first few
         hundred characters for this task, and cost grows with length.
     threads:
         Threads the backend may use (BLAS for ``use``, OpenMP for ``e5``).
+    cache_size:
+        Recent vectors kept by their input text. The service encodes a petition twice over: the risk detector's
+        semantic head reads it, then the duplicate index stores it; both see the same folded text (below), so the
+        second call is a lookup.
+
+    Every text is first put in the risk lexicon's matching form (`triage.risk_lexicon.fold`: NFKC, lower case,
+    simplified characters, separators such as spaces and dots removed, so "跳 楼" reads as "跳楼"), then
+    normalised and cut. Folding twice changes nothing, so callers may pass folded or raw text alike.
 
     The model is loaded lazily on first `encode` and shared by threads under a lock (neither backend promises to be
     thread-safe).
     """
 
-    def __init__(self, name: str = "use", *, batch_size: int = 64, max_chars: int = 400, threads: int = 1):
+    def __init__(
+        self, name: str = "use", *, batch_size: int = 64, max_chars: int = 400, threads: int = 1, cache_size: int = 1024
+    ):
         if name not in _BACKENDS:
             raise InvalidInput(f"unknown encoder {name!r}; choose one of {sorted(_BACKENDS)}", field="encoder")
         self.name = name
         self.batch_size = batch_size
         self.max_chars = max_chars
         self.threads = threads
+        self.cache_size = cache_size
         self._backend = None
         self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
     def dim(self) -> int:
@@ -129,18 +142,31 @@ class Encoder:
         """Encode texts → array of shape (len(texts), dim), float32, rows of unit length (blank text → zero row)."""
         if isinstance(texts, str):
             raise InvalidInput("encode() takes a sequence of texts, not one string", field="texts")
-        cleaned = [normalize(t)[: self.max_chars] for t in texts]
+        cleaned = [normalize(fold(t)[0][: self.max_chars])[: self.max_chars] for t in texts]
         out = np.zeros((len(cleaned), self.dim), dtype=np.float32)
-        todo = [i for i, t in enumerate(cleaned) if t]
-        if not todo:
-            return out
         with self._lock:
+            todo = []
+            for i, text in enumerate(cleaned):
+                known = self._cache.get(text) if text else None
+                if known is not None:
+                    self._cache.move_to_end(text)
+                    out[i] = known
+                elif text:
+                    todo.append(i)
+            if not todo:
+                return out
             backend = self._load()
             for start in range(0, len(todo), self.batch_size):
                 rows = todo[start : start + self.batch_size]
-                out[rows] = backend.encode([cleaned[i] for i in rows])
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        np.divide(out, norms, out=out, where=norms > 0)
+                block = backend.encode([cleaned[i] for i in rows])
+                norms = np.linalg.norm(block, axis=1, keepdims=True)
+                np.divide(block, norms, out=block, where=norms > 0)
+                out[rows] = block
+            if self.cache_size:
+                for i in todo:
+                    self._cache[cleaned[i]] = out[i].copy()
+                while len(self._cache) > self.cache_size:
+                    self._cache.popitem(last=False)
         return out
 
     def __repr__(self) -> str:
@@ -152,9 +178,52 @@ class Encoder:
 
 def char_ngrams(text: str, ngram_range: tuple[int, int] = (2, 3)) -> list[str]:
     """Character n-grams of the normalised text with whitespace and punctuation removed."""
-    compact = _NOISE.sub("", normalize(text)).lower()
+    compact = _compact(text)
     low, high = ngram_range
     return [compact[i : i + n] for n in range(low, high + 1) for i in range(len(compact) - n + 1)]
+
+
+def _compact(text: str) -> str:
+    return _NOISE.sub("", normalize(text)).lower()
+
+
+# An n-gram of up to three characters packs into one uint64: 21 bits per code point (Unicode needs 21), and the top
+# bit set for the three-character ones so that "路灯" and "路灯x" can never share a code.
+_BITS = 21
+_LONG = np.uint64(1 << 63)
+MAX_NGRAM = 3
+
+
+def ngram_codes(text: str, ngram_range: tuple[int, int] = (2, 3)) -> np.ndarray:
+    """The n-grams of `char_ngrams` as uint64 codes, in the same order."""
+    points = np.frombuffer(_compact(text).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    low, high = ngram_range
+    parts = []
+    for n in range(low, high + 1):
+        if len(points) < n:
+            continue
+        code = points[: len(points) - n + 1].copy()
+        for k in range(1, n):
+            code <<= np.uint64(_BITS)
+            code |= points[k : len(points) - n + 1 + k]
+        if n == 3:
+            code |= _LONG
+        parts.append(code)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+
+def decode_ngram(code: int) -> str:
+    """The n-gram a code stands for (inverse of `ngram_codes`, for reading vectors)."""
+    code = int(code)
+    n = 3 if code >> 63 else None
+    code &= (1 << 63) - 1
+    chars = []
+    while code:
+        chars.append(chr(code & ((1 << _BITS) - 1)))
+        code >>= _BITS
+    if n == 3:
+        chars += ["\x00"] * (3 - len(chars))
+    return "".join(reversed(chars))
 
 
 class LexicalSimilarity:
@@ -163,7 +232,7 @@ class LexicalSimilarity:
     Parameters
     ----------
     ngram_range:
-        Lengths of the character n-grams; (2, 3) catches two- and three-character words and place names.
+        Lengths of the character n-grams (at most 3); (2, 3) catches two- and three-character words and place names.
     sublinear_tf:
         Use 1 + log(tf) so that one word repeated ten times does not swamp the rest.
     min_df:
@@ -172,6 +241,10 @@ class LexicalSimilarity:
 
     `fit` learns document frequencies from a corpus of petitions; before `fit` every n-gram weighs the same, which
     still works (plain n-gram cosine) but lets boilerplate (您好, 希望有关部门) count as much as place names.
+
+    A text's vector is a pair of arrays: its distinct n-gram codes (sorted, see `ngram_codes`) and their unit-norm
+    weights; a cosine is a sorted intersection. This is the duplicate finder's inner loop (a new petition against
+    ten candidates), so it stays in numpy rather than in dicts of strings.
     """
 
     def __init__(
@@ -186,17 +259,25 @@ class LexicalSimilarity:
         """Learn inverse document frequencies from `texts`."""
         if len(texts) == 0:
             raise InvalidInput("cannot fit lexical similarity on no texts", field="texts")
-        df: Counter[str] = Counter()
-        for text in texts:
-            df.update(set(char_ngrams(text, self.ngram_range)))
+        if not 1 <= self.ngram_range[0] <= self.ngram_range[1] <= MAX_NGRAM:
+            raise InvalidInput(f"ngram_range must lie within 1..{MAX_NGRAM}, got {self.ngram_range}", field="ngram_range")
+        per_doc = [np.unique(ngram_codes(t, self.ngram_range)) for t in texts]
+        codes, df = np.unique(np.concatenate(per_doc), return_counts=True)
         n_docs = len(texts)
+        keep = df >= self.min_df
         self.n_docs_ = n_docs
-        self.idf_ = {g: math.log((1 + n_docs) / (1 + c)) + 1.0 for g, c in df.items() if c >= self.min_df}
+        self.codes_ = codes[keep]
+        self.code_idf_ = np.log((1 + n_docs) / (1 + df[keep])) + 1.0
         self.unseen_idf_ = math.log(1 + n_docs) + 1.0
         self._cache = OrderedDict()
         return self
 
-    def _vector(self, text: str) -> dict[str, float]:
+    @property
+    def idf_(self) -> dict[str, float]:
+        """N-gram → IDF, for reading (the model keeps arrays)."""
+        return {decode_ngram(c): float(w) for c, w in zip(self.codes_, self.code_idf_)}
+
+    def _vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         # The same stored petitions come back as candidates again and again: keep their vectors (LRU).
         cache = self.__dict__.setdefault("_cache", OrderedDict())
         vec = cache.get(text)
@@ -210,37 +291,35 @@ class LexicalSimilarity:
                 cache.popitem(last=False)
         return vec
 
-    def _compute_vector(self, text: str) -> dict[str, float]:
-        counts = Counter(char_ngrams(text, self.ngram_range))
-        idf = getattr(self, "idf_", None) or {}
-        unseen = getattr(self, "unseen_idf_", 1.0) if idf else 1.0
-        log, sublinear = math.log, self.sublinear_tf
-        # Most n-grams occur once: skip the log there (1 + log 1 = 1).
-        vec = {
-            gram: (1.0 + log(tf) if sublinear and tf > 1 else float(tf) if not sublinear else 1.0) * idf.get(gram, unseen)
-            for gram, tf in counts.items()
-        }
-        norm = math.sqrt(sum(w * w for w in vec.values()))
-        return {g: w / norm for g, w in vec.items()} if norm else {}
+    def _compute_vector(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        codes, tf = np.unique(ngram_codes(text, self.ngram_range), return_counts=True)
+        weights = np.ones(len(codes)) if self.sublinear_tf else tf.astype(np.float64)
+        if self.sublinear_tf:
+            repeated = tf > 1
+            weights[repeated] += np.log(tf[repeated])
+        known = getattr(self, "codes_", None)
+        if known is not None and len(known):
+            at = np.minimum(np.searchsorted(known, codes), len(known) - 1)
+            weights *= np.where(known[at] == codes, self.code_idf_[at], self.unseen_idf_)
+        norm = math.sqrt(float(weights @ weights))
+        return (codes, weights / norm) if norm else (codes[:0], weights[:0])
 
     def vectors(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        """Sparse unit vectors (n-gram → weight), to reuse when one text is compared with many."""
-        return [self._vector(t) for t in texts]
+        """Sparse unit vectors as n-gram → weight, for reading."""
+        return [{decode_ngram(c): float(w) for c, w in zip(*self._vector(t))} for t in texts]
 
     @staticmethod
-    def cosine(a: dict[str, float], b: dict[str, float]) -> float:
-        if len(a) > len(b):
-            a, b = b, a
-        return float(sum(w * b.get(g, 0.0) for g, w in a.items()))
+    def cosine(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+        _, in_a, in_b = np.intersect1d(a[0], b[0], assume_unique=True, return_indices=True)
+        return float(a[1][in_a] @ b[1][in_b])
 
     def score_pairs(self, texts_a: Sequence[str], texts_b: Sequence[str]) -> np.ndarray:
         """Cosine of each pair (texts_a[i], texts_b[i]) → float array in [0, 1]."""
         if len(texts_a) != len(texts_b):
             raise InvalidInput("score_pairs needs two sequences of the same length", field="texts")
-        va, vb = self.vectors(texts_a), self.vectors(texts_b)
-        return np.array([self.cosine(a, b) for a, b in zip(va, vb)], dtype=np.float32)
+        return np.array([self.cosine(self._vector(a), self._vector(b)) for a, b in zip(texts_a, texts_b)], dtype=np.float32)
 
     def score_one_to_many(self, text: str, others: Sequence[str]) -> np.ndarray:
         """Cosine of one text against each of `others`."""
         query = self._vector(text)
-        return np.array([self.cosine(query, v) for v in self.vectors(others)], dtype=np.float32)
+        return np.array([self.cosine(query, self._vector(t)) for t in others], dtype=np.float32)
