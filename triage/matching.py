@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -63,6 +65,8 @@ class Matcher:
         self.index: VectorIndex = make_index(self.backend_for(0), dim=self.encoder.dim)
         self.clusterer = self._new_clusterer()
         self._lock = threading.RLock()
+        self._encoding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
+        self._feature_cache: OrderedDict[str, PetitionFeatures] = OrderedDict()
         self._dirty = 0
         self._last_saved = time.monotonic()
 
@@ -215,16 +219,48 @@ class Matcher:
             )
         if not wanted:
             return []
-        rows = session.scalars(select(Petition).where(Petition.id.in_(wanted))).all()
-        return [self._features(r) for r in rows if r.vector is not None]
+        known = {pid: self._cached_features(pid) for pid in sorted(wanted)}  # sorted: the same order every run
+        missing = [pid for pid, features in known.items() if features is None]
+        if missing:
+            for r in session.scalars(select(Petition).where(Petition.id.in_(missing))):
+                known[r.id] = self._remember(self._features(r)) if r.vector is not None else None
+        return [features for features in known.values() if features is not None]
 
-    def process(self, session: Session, petitions: Sequence[PetitionIn], results: Sequence[TriageResult]) -> None:
+    def _cached_features(self, petition_id: str) -> PetitionFeatures | None:
+        features = self._feature_cache.get(petition_id)
+        if features is not None:
+            self._feature_cache.move_to_end(petition_id)
+        return features
+
+    def _remember(self, features: PetitionFeatures) -> PetitionFeatures:
+        """Keep a stored petition's features (its text, vector, place, petitioner and time never change once stored),
+        so the neighbours that come back again and again are not read and parsed from the store each time."""
+        self._feature_cache[features.id] = features
+        self._feature_cache.move_to_end(features.id)
+        while len(self._feature_cache) > self.settings.feature_cache_size:
+            self._feature_cache.popitem(last=False)
+        return features
+
+    def encode_ahead(self, petitions: Sequence[PetitionIn]) -> Future:
+        """Start encoding `petitions` on the encoder's own thread; pass the future to `process`.
+
+        The sentence encoder is most of a petition's cost, and its matrix products release the GIL: started before
+        routing and risk, it runs on the second core while they run on the first. The risk detector's semantic
+        head asks the same encoder for the same texts and gets them from its cache instead of encoding twice.
+        """
+        texts = [compose(p.title, p.content) for p in petitions]
+        return self._encoding.submit(self.encoder.encode, texts)
+
+    def process(
+        self, session: Session, petitions: Sequence[PetitionIn], results: Sequence[TriageResult], vectors: Future | None = None
+    ) -> None:
         """Fill `duplicates` and `cluster` of each result, in order, and store vectors and places with the petitions.
 
         Petitions of one batch are handled one after another, so a later one sees the earlier ones as candidates.
+        `vectors` is what `encode_ahead` returned for the same petitions, if it was called.
         """
         texts = [compose(p.title, p.content) for p in petitions]
-        vectors = self.encoder.encode(texts)
+        vectors = vectors.result() if vectors is not None else self.encoder.encode(texts)
         with self._lock:
             for petition, result, text, vector in zip(petitions, results, texts, vectors):
                 row = session.get(Petition, result.id)
@@ -233,6 +269,7 @@ class Matcher:
                 row.place = extract_place(text, location).as_dict()
                 features = self._features(row)
                 result.duplicates = self.finder.find(features, self._candidates(session, row, vector))
+                self._remember(features)
                 self.index.add([row.id], vector[None, :])
                 assignment = self.clusterer.add(self._cluster_item(session, row, result))
                 if assignment.is_visible:

@@ -192,11 +192,12 @@ class TriageService:
         return [stored[pid] for pid in ids]
 
     def _triage_and_store(self, ids: list[str], petitions: list[PetitionIn]) -> list[TriageResult]:
+        vectors = self.matcher.encode_ahead(petitions)  # on the other core while routing and risk run here
         results = self.provider.get().triage(ids, petitions)
         alerted = False
         with self.db.session() as session:
             try:
-                self.matcher.process(session, petitions, results)
+                self.matcher.process(session, petitions, results, vectors)
             except Exception:  # duplicates and clusters are extras: routing and risk must still be stored
                 log.exception("duplicate/cluster step failed for %d petitions", len(results))
             for result in results:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     )
     index_threads: int = Field(1, description="OpenMP threads faiss may use per search.")
     index_dir: Path = Field(Path("var/index"), description="Where the vector index is saved (rebuilt from the store).")
+    feature_cache_size: int = Field(
+        20_000, description="Stored petitions whose duplicate-scoring features (text, vector, place) stay in memory."
+    )
     state_save_interval_s: float = Field(10.0, description="Index and clusterer state are saved at most this often.")
     repeat_threshold: float = Field(0.15, description="Same-matter probability for a repeat filing by the same petitioner (chosen on the dev pairs; unrelated petitions score 0.02–0.06).")
     same_event_threshold: float = Field(0.17, description="Same-matter probability for another petitioner's report of the same event (dev pairs).")
