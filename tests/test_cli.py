@@ -46,6 +46,25 @@ def test_predict_writes_one_result_per_row_in_order_and_stores_nothing(tmp_path)
     assert not (tmp_path / "cli.db").exists(), "predict must not write to the store"
 
 
+@pytest.mark.slow
+def test_predict_in_worker_processes_gives_the_same_lines_in_the_same_order(tmp_path):
+    rows = ROWS + [{"id": f"b{i}", "title": "", "content": text} for i, text in enumerate(
+        ["楼道里一股煤气味已经两天了", "再不解决我就从楼上跳下去", "公交车到站不停", "学校食堂饭菜变质"])]
+    write_csv(tmp_path / "in.csv", rows)
+    outputs = {}
+    for workers in ("1", "2"):
+        done = run(["-m", "triage.cli", "predict", "in.csv", "--batch-size", "3", "--workers", workers,
+                    "--output", f"out{workers}.jsonl"], tmp_path)
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines = [json.loads(line) for line in (tmp_path / f"out{workers}.jsonl").read_text(encoding="utf-8").splitlines()]
+        for line in lines:
+            line.pop("elapsed_ms", None)
+        outputs[workers] = lines
+    assert [line["id"] for line in outputs["2"]] == [r["id"] for r in rows]
+    assert outputs["2"] == outputs["1"]
+    assert outputs["2"][5]["risk"]["level"] in ("high", "critical")
+
+
 def test_predict_reads_jsonl_too(tmp_path):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in ROWS[:2]), encoding="utf-8")
     done = run(["-m", "triage.cli", "predict", "in.jsonl"], tmp_path)

@@ -52,48 +52,33 @@ def predict(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="JSONL out (default: stdout).")] = None,
     bundle: Annotated[Optional[str], typer.Option(help="Bundle name (default: the promoted one).")] = None,
     batch_size: Annotated[int, typer.Option(help="Petitions per model call.")] = 256,
+    workers: Annotated[
+        Optional[int], typer.Option(help="Worker processes (default: one per core, at most 4; 1 = this process only).")
+    ] = None,
 ) -> None:
     """Triage a file without storing anything: one TriageResult JSON per input row, same ids, same order."""
     from tqdm import tqdm
 
-    from triage import bundle as bundles
-    from triage.pipeline import ReviewPolicy, Triager
-    from triage.schemas import PetitionIn
+    from triage.batch import default_workers, predict_chunks
     from triage.training import read_rows
 
     settings = get_settings()
     try:
         rows = read_rows(input)
-        loaded = bundles.load(bundles.resolve(settings.models_dir, bundle))
-        risk = loaded.components.get("risk")
-        if risk is not None and hasattr(risk, "attach_encoder"):
-            from triage.similarity import Encoder
-
-            risk.attach_encoder(Encoder(risk.semantic_encoder, threads=settings.encoder_threads))
-        triager = Triager(loaded, policy=ReviewPolicy.from_settings(settings), top_k=settings.routes_top_k)
+        chunks = predict_chunks(
+            rows, settings, bundle=bundle, batch_size=batch_size, workers=workers if workers is not None else default_workers()
+        )
+        sink = open(output, "w", encoding="utf-8") if output else sys.stdout
+        try:
+            with tqdm(total=len(rows), desc="predict", unit="petition", file=sys.stderr) as bar:
+                for lines in chunks:
+                    sink.write("".join(line + "\n" for line in lines))
+                    bar.update(len(lines))
+        finally:
+            if output:
+                sink.close()
     except TriageError as exc:
         fail(exc.message)
-    sink = open(output, "w", encoding="utf-8") if output else sys.stdout
-    try:
-        with tqdm(total=len(rows), desc="predict", unit="petition", file=sys.stderr) as bar:
-            for start in range(0, len(rows), batch_size):
-                chunk = rows[start : start + batch_size]
-                ids = [r.get("id") or str(start + i + 1) for i, r in enumerate(chunk)]
-                good, lines = [], {}
-                for pid, row in zip(ids, chunk):
-                    content = (row.get("content") or "").strip() or (row.get("title") or "").strip()
-                    if not content:
-                        lines[pid] = {"id": pid, "error": {"code": "empty_text", "message": "row has no title or content"}}
-                        continue
-                    good.append((pid, PetitionIn(title=row.get("title") or None, content=content)))
-                for result in triager.triage([p for p, _ in good], [p for _, p in good]):
-                    lines[result.id] = result.model_dump(mode="json")
-                for pid in ids:
-                    sink.write(json.dumps(lines[pid], ensure_ascii=False) + "\n")
-                bar.update(len(chunk))
-    finally:
-        if output:
-            sink.close()
 
 
 @app.command()
