@@ -157,8 +157,12 @@ class TriageService:
     def submit(self, petition: PetitionIn) -> TriageResult:
         return self.submit_batch([petition])[0]
 
-    def submit_batch(self, petitions: Sequence[PetitionIn]) -> list[TriageResult]:
-        """Store, triage and store the results. Already-triaged ids return their stored result unchanged."""
+    def submit_batch(self, petitions: Sequence[PetitionIn], *, upcoming: Sequence[PetitionIn] = ()) -> list[TriageResult]:
+        """Store, triage and store the results. Already-triaged ids return their stored result unchanged.
+
+        `upcoming`: the petitions the caller will submit next (a file being ingested). They are encoded on the
+        encoder's thread while this batch is matched and stored, so that thread never waits for the store.
+        """
         if len(petitions) > self.settings.max_batch:
             raise InvalidInput(f"a batch holds at most {self.settings.max_batch} petitions", field="petitions")
         for i, petition in enumerate(petitions):
@@ -187,12 +191,16 @@ class TriageService:
                 if attempt:
                     raise
         if todo:
-            fresh = self._triage_and_store([ids[i] for i in todo], [petitions[i] for i in todo])
+            fresh = self._triage_and_store([ids[i] for i in todo], [petitions[i] for i in todo], upcoming)
             stored.update({r.id: r for r in fresh})
         return [stored[pid] for pid in ids]
 
-    def _triage_and_store(self, ids: list[str], petitions: list[PetitionIn]) -> list[TriageResult]:
+    def _triage_and_store(
+        self, ids: list[str], petitions: list[PetitionIn], upcoming: Sequence[PetitionIn] = ()
+    ) -> list[TriageResult]:
         vectors = self.matcher.encode_ahead(petitions)  # on the other core while routing and risk run here
+        if upcoming:
+            self.matcher.encode_ahead(upcoming)  # fills the encoder's cache for the next batch
         results = self.provider.get().triage(ids, petitions)
         alerted = False
         with self.db.session() as session:
@@ -231,6 +239,11 @@ class TriageService:
 
 
 def build_service(settings: Settings) -> TriageService:
+    from threadpoolctl import threadpool_limits
+
+    # The service's parallelism is its own threads (the encoder's beside the request's); BLAS threads on top of
+    # them only spin against each other, so every BLAS call in this process gets `encoder_threads` (default 1).
+    threadpool_limits(limits=settings.encoder_threads, user_api="blas")
     db = Database(settings.database_url)
     db.migrate()
     matcher = Matcher(settings)

@@ -53,7 +53,10 @@ class Settings(BaseSettings):
         50_000, description="With auto: stores this large get an HNSW index (flat search passes ~5 ms a query near here)."
     )
     encoder_threads: int = Field(
-        2, description="BLAS threads for the sentence encoder (2 on a 2-core machine: 11.6 → 8.0 ms a petition)."
+        1,
+        description="BLAS threads for the sentence encoder. The service already encodes on a thread of its own beside "
+        "routing and risk, so one is right on 2 cores: with 2, OpenBLAS's spinning threads and the main thread fight "
+        "over the cores (ingest fell from 67 to 16 petitions/s).",
     )
     index_threads: int = Field(1, description="OpenMP threads faiss may use per search.")
     index_dir: Path = Field(Path("var/index"), description="Where the vector index is saved (rebuilt from the store).")
