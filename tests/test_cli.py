@@ -99,3 +99,33 @@ def test_train_py_refuses_a_file_that_is_not_utf8(tmp_path):
     (tmp_path / "gbk.csv").write_bytes("title,content,category\n路灯,坏了,城乡建设\n".encode("gbk"))
     done = run([str(ROOT / "train.py"), "--data", "gbk.csv", "--out", str(tmp_path / "m" / "x")], tmp_path)
     assert done.returncode == 2 and "not UTF-8" in done.stderr
+
+
+def test_ingest_stores_rows_in_order_and_clusters_lists_the_burst_pipe(tmp_path):
+    from tests.api.test_clusters import OTHER_DISTRICT, PIPE
+
+    rows = [{"id": f"pipe-{i}", "user": user, "title": title, "content": content, "time": f"2026-11-24 {hhmm}:00"}
+            for i, (user, title, content, hhmm) in enumerate(PIPE)]
+    user, title, content, hhmm = OTHER_DISTRICT
+    rows.append({"id": "pipe-other", "user": user, "title": title, "content": content, "time": f"2026-11-24 {hhmm}:00"})
+    rows.append({"id": "pipe-again", "user": "U-zhang", "title": "枫林路水管爆了还没修",
+                 "content": "上午反映的A3区枫林路和桐梓坡路交叉口自来水管爆裂，到现在还在冒水，请尽快抢修。", "time": "2026-11-24 15:00:00"})
+    rows.append({"id": "blank", "user": "U-x", "title": "", "content": "   ", "time": "2026-11-24 16:00:00"})
+    write_csv(tmp_path / "stream.csv", rows, fields=("id", "user", "time", "title", "content"))
+    env = {"TRIAGE_INDEX_DIR": str(tmp_path / "index")}
+    done = run(["-m", "triage.cli", "ingest", "stream.csv", "--output", "out.jsonl"], tmp_path, **env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ingested 6 rows" in done.stderr
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [line["id"] for line in lines] == [r["id"] for r in rows]
+    assert lines[-1]["error"]["code"] == "invalid_input"  # reported in its place, not dropped
+    assert lines[2]["cluster"] is not None and lines[2]["cluster"]["petitioners"] == 3
+    assert lines[3]["cluster"] is None or lines[3]["cluster"]["id"] != lines[2]["cluster"]["id"]
+    assert {d["id"]: d["kind"] for d in lines[4]["duplicates"]}.get("pipe-0") == "repeat"
+
+    listed = run(["-m", "triage.cli", "clusters", "--json"], tmp_path, **env)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    clusters = json.loads(listed.stdout)
+    pipe = next(c for c in clusters if c["id"] == lines[2]["cluster"]["id"])
+    assert {"pipe-0", "pipe-1", "pipe-2"} <= set(pipe["members"]) and "pipe-other" not in pipe["members"]
+    assert pipe["title"] and pipe["heat"] > 0 and pipe["size"] >= 3
