@@ -261,9 +261,10 @@ class Matcher:
         """
         texts = [compose(p.title, p.content) for p in petitions]
         vectors = vectors.result() if vectors is not None else self.encoder.encode(texts)
+        stored = {r.id: r for r in session.scalars(select(Petition).where(Petition.id.in_([r.id for r in results])))}
         with self._lock:
             for petition, result, text, vector in zip(petitions, results, texts, vectors):
-                row = session.get(Petition, result.id)
+                row = stored[result.id]
                 row.vector = vector.astype(np.float32).tobytes()
                 location = petition.location.text if petition.location else None
                 row.place = extract_place(text, location).as_dict()

@@ -176,8 +176,7 @@ class TriageService:
         for attempt in range(2):
             try:
                 with self.db.session() as session:
-                    for i, (pid, petition) in enumerate(zip(ids, petitions)):
-                        row = repo.insert(session, pid, petition)
+                    for i, (pid, row) in enumerate(zip(ids, repo.insert_many(session, list(zip(ids, petitions))))):
                         previous = repo.latest_result(session, pid) if row.status != "pending" else None
                         if previous is not None:
                             stored[pid] = previous

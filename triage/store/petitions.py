@@ -36,33 +36,45 @@ def get(session: Session, petition_id: str) -> Petition | None:
 
 def insert(session: Session, petition_id: str, petition: PetitionIn, *, now: datetime | None = None) -> Petition:
     """Store an accepted petition before it is triaged; raises Conflict if the id holds a different petition."""
+    return insert_many(session, [(petition_id, petition)], now=now)[0]
+
+
+def insert_many(session: Session, items: list[tuple[str, PetitionIn]], *, now: datetime | None = None) -> list[Petition]:
+    """`insert` for a batch: one query for the ids already stored, one flush. Rows come back in the given order;
+    an id already holding the same petition gives its stored row, a different petition raises Conflict."""
     now = now or utcnow()
-    fingerprint = request_hash(petition)
-    existing = session.get(Petition, petition_id)
-    if existing is not None:
-        if existing.request_hash != fingerprint:
-            raise Conflict(f"petition id {petition_id!r} was already used for a different petition", field="id")
-        return existing
-    person = petition.petitioner or Petitioner()
-    row = Petition(
-        id=petition_id,
-        title=petition.title,
-        content=petition.content,
-        content_masked=mask_pii(petition.content),
-        channel=petition.channel.value,
-        petitioner_id=person.id,
-        petitioner_name=person.name,
-        petitioner_phone=person.phone,
-        location_text=petition.location.text if petition.location else None,
-        likes=petition.likes,
-        received_at=as_aware(petition.received_at) if petition.received_at else now,
-        created_at=now,
-        request_hash=fingerprint,
-        status="pending",
-    )
-    session.add(row)
+    ids = [petition_id for petition_id, _ in items]
+    stored = {row.id: row for row in session.scalars(select(Petition).where(Petition.id.in_(ids)))} if ids else {}
+    rows = []
+    for petition_id, petition in items:
+        fingerprint = request_hash(petition)
+        existing = stored.get(petition_id)
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise Conflict(f"petition id {petition_id!r} was already used for a different petition", field="id")
+            rows.append(existing)
+            continue
+        person = petition.petitioner or Petitioner()
+        row = Petition(
+            id=petition_id,
+            title=petition.title,
+            content=petition.content,
+            content_masked=mask_pii(petition.content),
+            channel=petition.channel.value,
+            petitioner_id=person.id,
+            petitioner_name=person.name,
+            petitioner_phone=person.phone,
+            location_text=petition.location.text if petition.location else None,
+            likes=petition.likes,
+            received_at=as_aware(petition.received_at) if petition.received_at else now,
+            created_at=now,
+            request_hash=fingerprint,
+            status="pending",
+        )
+        session.add(row)
+        rows.append(row)
     session.flush()
-    return row
+    return rows
 
 
 def save_result(session: Session, result: TriageResult, *, now: datetime | None = None) -> TriageRecord:
@@ -81,8 +93,7 @@ def save_result(session: Session, result: TriageResult, *, now: datetime | None 
     petition = session.get(Petition, result.id)
     if petition is not None:
         petition.status = "triaged"
-    session.flush()
-    return record
+    return record  # flushed with the session: a batch is written in one go
 
 
 def latest_result(session: Session, petition_id: str) -> TriageResult | None:
