@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import ahocorasick_rs
 import yaml
 
 from triage.errors import DataError
@@ -61,9 +62,13 @@ class RoutingRule:
         return (2 if self.keywords else 0) + (1 if self.level2 else 0)
 
     def matches(self, level2: str | None, text: str) -> bool:
+        return self.matches_found(level2, {word for word in self.keywords if word in text})
+
+    def matches_found(self, level2: str | None, found: set[str]) -> bool:
+        """`matches`, given the set of table keywords that occur in the text."""
         if self.level2 is not None and self.level2 != level2:
             return False
-        return not self.keywords or any(word in text for word in self.keywords)
+        return not self.keywords or not found.isdisjoint(self.keywords)
 
 
 class DepartmentTable:
@@ -77,6 +82,8 @@ class DepartmentTable:
         self._by_category: dict[str, list[RoutingRule]] = {}
         for rule in sorted(self.rules, key=lambda r: (-r.specificity, r.position)):
             self._by_category.setdefault(rule.category, []).append(rule)
+        # every keyword of every rule found in one pass over the text, instead of one substring search per rule
+        self.__setstate__({})
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -138,10 +145,27 @@ class DepartmentTable:
         return list(self._by_category)
 
     # ---------------------------------------------------------------------------------------------- ranking
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_keyword_finder"}  # the automaton does not pickle
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        keywords = sorted({word for rule in self.rules for word in rule.keywords})
+        self._keyword_finder = ahocorasick_rs.AhoCorasick(keywords) if keywords else None
+
+    def keywords_in(self, text: str) -> set[str]:
+        """The table's rule keywords that occur in `text`."""
+        if self._keyword_finder is None or not text:
+            return set()
+        return set(self._keyword_finder.find_matches_as_strings(text, overlapping=True))
+
     def rule_for(self, category: str, level2: str | None, text: str) -> RoutingRule | None:
         """The most specific rule of `category` that matches, or None if the category has no matching rule."""
+        return self._rule_for(category, level2, self.keywords_in(text))
+
+    def _rule_for(self, category: str, level2: str | None, found: set[str]) -> RoutingRule | None:
         for rule in self._by_category.get(category, ()):
-            if rule.matches(level2, text):
+            if rule.matches_found(level2, found):
                 return rule
         return None
 
@@ -160,10 +184,11 @@ class DepartmentTable:
         """
         scores: dict[str, float] = {}
         level2 = level2 or {}
+        found = self.keywords_in(text)
         for category, probability in category_probs.items():
             if probability <= 0:
                 continue
-            rule = self.rule_for(category, level2.get(category), text)
+            rule = self._rule_for(category, level2.get(category), found)
             if rule is None:
                 continue
             for department_id, weight in rule.departments:
