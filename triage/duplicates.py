@@ -178,6 +178,11 @@ class DuplicateFinder:
             self.lexical = LexicalSimilarity()
         return self.lexical
 
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Compute the lexical vectors of texts about to be judged (kept in the lexical cache), e.g. while their
+        sentence vectors are still being encoded."""
+        self._lexical().prepare(texts)
+
     def fit(self, texts: Sequence[str]) -> "DuplicateFinder":
         """Learn the lexical IDF from a corpus of petition texts (any few thousand petitions will do)."""
         self.lexical = LexicalSimilarity().fit(texts) if self.lexical is None else self.lexical.fit(texts)

@@ -260,14 +260,16 @@ class Matcher:
         `vectors` is what `encode_ahead` returned for the same petitions, if it was called.
         """
         texts = [compose(p.title, p.content) for p in petitions]
-        vectors = vectors.result() if vectors is not None else self.encoder.encode(texts)
+        # What needs no vector first, while the encoder may still be at work on its thread.
         stored = {r.id: r for r in session.scalars(select(Petition).where(Petition.id.in_([r.id for r in results])))}
+        places = [extract_place(text, p.location.text if p.location else None) for p, text in zip(petitions, texts)]
+        self.finder.prepare(texts)
+        vectors = vectors.result() if vectors is not None else self.encoder.encode(texts)
         with self._lock:
-            for petition, result, text, vector in zip(petitions, results, texts, vectors):
+            for result, place, vector in zip(results, places, vectors):
                 row = stored[result.id]
                 row.vector = vector.astype(np.float32).tobytes()
-                location = petition.location.text if petition.location else None
-                row.place = extract_place(text, location).as_dict()
+                row.place = place.as_dict()
                 features = self._features(row)
                 result.duplicates = self.finder.find(features, self._candidates(session, row, vector))
                 self._remember(features)

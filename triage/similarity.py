@@ -304,6 +304,11 @@ class LexicalSimilarity:
         norm = math.sqrt(float(weights @ weights))
         return (codes, weights / norm) if norm else (codes[:0], weights[:0])
 
+    def prepare(self, texts: Sequence[str]) -> None:
+        """Compute and cache the vectors of `texts` now, so later scoring only looks them up."""
+        for text in texts:
+            self._vector(text)
+
     def vectors(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Sparse unit vectors as n-gram → weight, for reading."""
         return [{decode_ngram(c): float(w) for c, w in zip(*self._vector(t))} for t in texts]
