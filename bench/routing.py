@@ -34,8 +34,10 @@ ABLATIONS: list[tuple[str, dict | None]] = [
     ("content 300 chars", dict(max_content_chars=300)),
     ("no sublinear tf", dict(sublinear_tf=False)),
     ("+ jieba word 1–2", dict(word_ngram_range=(1, 2))),
-    ("shipped defaults: char 1–2, title×3, C=1 balanced", None),
-    ("shipped + NB-SVM scaling (alpha 0.5, classes ≥ 200 texts)", dict(char_ngram_range=(1, 2), title_repeat=3, C=1.0, class_weight="balanced", nb_scaling=True)),
+    ("char 1–2, title×3, C=1 balanced (shipped until 2026-11-28)", dict(char_ngram_range=(1, 2), title_repeat=3, C=1.0, class_weight="balanced")),
+    ("that + NB-SVM scaling (alpha 0.5, classes ≥ 200 texts)", dict(char_ngram_range=(1, 2), title_repeat=3, C=1.0, class_weight="balanced", nb_scaling=True)),
+    ("that + title-only char 1–3 block ×0.5, C=2 (no thin-class model)", dict(char_ngram_range=(1, 2), title_repeat=3, C=2.0, class_weight="balanced", title_weight=0.5)),
+    ("shipped defaults: that + thin classes decided by the plain C=1 model", None),
 ]
 
 
@@ -166,7 +168,7 @@ def ablations(texts, labels, extra_texts, extra_labels, test_texts, test_labels,
     has_content = np.array([bool(t.partition("\n")[2]) for t in texts])
     folds = list(StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=0).split(texts, labels, groups=titles))
     rows = []
-    base = dict(char_ngram_range=(1, 3), title_repeat=2, C=0.5, class_weight=None, nb_scaling=False)
+    base = dict(char_ngram_range=(1, 3), title_repeat=2, C=0.5, class_weight=None, nb_scaling=False, title_weight=0.0, thin_model_C=None)
     for name, change in ABLATIONS:
         params = {} if change is None else {**base, **change}
         proba = np.zeros((len(texts), len(set(labels) | set(extra_labels))))

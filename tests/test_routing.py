@@ -178,6 +178,8 @@ def test_passing_one_string_instead_of_a_list_is_refused(router):
         {"nb_scaling": True},
         {"nb_scaling": False},
         {"char_ngram_range": (1, 3), "title_repeat": 1},
+        {"thin_class_max": 0},  # every class thick: the main model (with the title block) decides everything
+        {"title_weight": 0.0, "thin_model_C": None, "C": 1.0},  # the plain model before the title block
     ],
 )
 def test_every_configuration_keeps_the_probability_contract(params):
@@ -188,6 +190,22 @@ def test_every_configuration_keeps_the_probability_contract(params):
     assert (router.classes_[proba[:-1].argmax(axis=1)] == np.array(LABELS)).mean() >= 0.9
     text = compose("学校乱收费", "中学老师组织补课收补课费")
     assert all(e.text in text for e in router.explain(text))
+
+
+def test_thin_class_keeps_the_plain_models_answer():
+    # 教育文体 cut to 4 texts: the only class under thin_class_max=6
+    kept = [(t, label) for t, label in zip(TEXTS, LABELS) if label != "教育文体"]
+    kept += [(t, label) for t, label in zip(TEXTS, LABELS) if label == "教育文体"][:4]
+    texts, labels = [t for t, _ in kept], [label for _, label in kept]
+    gated = Router(min_df=1, thin_class_max=6).fit(texts, labels)
+    plain = Router(min_df=1, title_weight=0.0, thin_model_C=None, C=gated.thin_model_C).fit(texts, labels)
+    assert list(gated.thin_classes_mask_) == [label == "教育文体" for label in gated.classes_]
+    probe = [compose("学校乱收补课费", "中学老师周末组织补课收费"), compose("小区路灯坏了", "路灯坏了很久没人修")]
+    plain_proba, gated_proba = plain.predict_proba(probe), gated.predict_proba(probe)
+    assert plain.classes_[plain_proba[0].argmax()] == "教育文体"
+    np.testing.assert_allclose(gated_proba[0], plain_proba[0])  # thin class voted: the plain model's distribution
+    assert gated.classes_[gated_proba[1].argmax()] == "城乡建设"
+    assert all(e.text in probe[0] for e in gated.explain(probe[0]))
 
 
 def test_two_class_router_works_like_the_multiclass_one():

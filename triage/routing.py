@@ -2,9 +2,11 @@
 
 Input texts are `triage.text.compose(title, content)`: the title, a newline, the content. The model is a linear
 classifier over character n-gram TF-IDF (optionally plus jieba word n-grams) of the title repeated
-`title_repeat` times followed by the first `max_content_chars` characters of the content, with its decision values
-turned into probabilities by a calibrator fitted on out-of-fold scores. Because the model is linear,
-`explain` can say exactly which n-grams of the input pushed the top class up.
+`title_repeat` times followed by the first `max_content_chars` characters of the content, plus a down-weighted
+block of the title's own n-grams, with its decision values turned into probabilities by a calibrator fitted on
+out-of-fold scores. Thin classes (few training texts, e.g. the authored-only categories) are decided by a second,
+plainer linear model: when it votes for a thin class, its distribution is the answer. Because both models are
+linear, `explain` can say exactly which n-grams of the input pushed the top class up.
 
 `suggest_level2` proposes a second/third-level category (二级/三级分类) from the taxonomy's names by lexical
 overlap: the training data has no level2 labels, so treat it as a hint for operators, not a classifier.
@@ -53,8 +55,9 @@ class Router:
     """Predicts a calibrated first-level category distribution for composed petition texts.
 
     Parameters (keyword-only). The defaults are the shipped configuration (char 1–2 TF-IDF, title×3, 600 content
-    characters, LinearSVC C=1 balanced, temperature), chosen by grouped 3-fold CV on train.csv plus the authored
-    validation rows; bench/results.md ("Routing feature search") has the table.
+    characters, plus a title-only char 1–3 block at weight 0.5, LinearSVC C=2 balanced, temperature; thin classes
+    decided by the plain C=1 model), chosen by grouped 3-fold CV on train.csv plus the authored validation rows;
+    bench/results.md ("Routing feature search", "Routing ensembles and title block") has the tables.
     ----------
     title_repeat : times the title is repeated before the content (titles carry most of the signal).
     max_content_chars : content characters kept after the title.
@@ -65,6 +68,13 @@ class Router:
     classifier : "svm" (LinearSVC) or "logreg".
     C : inverse regularisation strength.
     class_weight : None or "balanced".
+    title_weight : weight of a separate block of the title's own char n-grams appended to the features (the title
+        repeated inside the text already counts; this block adds title-specific n-grams); 0 turns it off.
+    title_ngram_range : character n-gram sizes of that block.
+    thin_model_C : C of a plain model (no title block) that decides thin classes: when its top class has fewer than
+        `thin_class_max` training texts, its distribution replaces the main model's (the title block and the larger
+        C cost the 80-text authored classes 2–3 points of accuracy); None turns this off.
+    thin_class_max : classes with fewer training texts than this are thin.
     nb_scaling : scale features per class by their naive-Bayes log-count ratio (NB-SVM) before the linear model.
     nb_alpha : smoothing of those counts.
     nb_min_count : classes with fewer training texts keep plain features (their ratios are too noisy: NB
@@ -89,8 +99,12 @@ class Router:
         sublinear_tf: bool = True,
         word_ngram_range: tuple[int, int] | None = None,
         classifier: str = "svm",
-        C: float = 1.0,
+        C: float = 2.0,
         class_weight: str | None = "balanced",
+        title_weight: float = 0.5,
+        title_ngram_range: tuple[int, int] = (1, 3),
+        thin_model_C: float | None = 1.0,
+        thin_class_max: int = 200,
         nb_scaling: bool = False,
         nb_alpha: float = 0.5,
         nb_min_count: int = 200,
@@ -110,6 +124,10 @@ class Router:
         self.classifier = classifier
         self.C = C
         self.class_weight = class_weight
+        self.title_weight = title_weight
+        self.title_ngram_range = title_ngram_range
+        self.thin_model_C = thin_model_C
+        self.thin_class_max = thin_class_max
         self.nb_scaling = nb_scaling
         self.nb_alpha = nb_alpha
         self.nb_min_count = nb_min_count
@@ -152,12 +170,29 @@ class Router:
         mats = [_tfidf(vec, prepared) for vec in self.vectorizers_]
         return mats[0] if len(mats) == 1 else sp.hstack(mats, format="csr")
 
-    def _linear_model(self):
-        if self.classifier == "svm":
-            return LinearSVC(C=self.C, class_weight=self.class_weight, random_state=self.random_state)
-        return LogisticRegression(C=self.C, class_weight=self.class_weight, max_iter=3000)
+    def _title_vectorizer(self) -> TfidfVectorizer:
+        return TfidfVectorizer(
+            analyzer="char", ngram_range=tuple(self.title_ngram_range), sublinear_tf=self.sublinear_tf, min_df=self.min_df,
+            lowercase=False, dtype=np.float32,
+        )
 
-    def _fit_linear(self, X: sp.csr_matrix, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _both_features(self, texts: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(plain features, plain + weighted title block): the thin-class model reads the first, the main one the second."""
+        plain = self._features(self._prepare(texts))
+        title_vec = getattr(self, "title_vectorizer_", None)
+        if title_vec is None:
+            return plain, plain
+        titles = _tfidf(title_vec, [split_composed(t)[0] for t in texts])
+        titles.data *= np.float32(self.title_weight)
+        return plain, sp.hstack([plain, titles], format="csr")
+
+    def _linear_model(self, C: float | None = None):
+        C = self.C if C is None else C
+        if self.classifier == "svm":
+            return LinearSVC(C=C, class_weight=self.class_weight, random_state=self.random_state)
+        return LogisticRegression(C=C, class_weight=self.class_weight, max_iter=3000)
+
+    def _fit_linear(self, X: sp.csr_matrix, y: np.ndarray, C: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(classes, coef, intercept) of one linear model per class.
 
         With `nb_scaling` (NB-SVM, Wang & Manning 2012) class k's binary model sees the features multiplied by
@@ -166,7 +201,7 @@ class Router:
         """
         classes = np.unique(y)
         if not self.nb_scaling:
-            model = self._linear_model().fit(X, y)
+            model = self._linear_model(C).fit(X, y)
             coef, intercept = np.asarray(model.coef_, np.float32), np.asarray(model.intercept_, np.float32)
             if len(classes) == 2:  # binary linear models keep one row: the positive class
                 coef, intercept = np.vstack([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
@@ -181,13 +216,27 @@ class Router:
             ratio = np.log((p / p.sum()) / (q / q.sum())).astype(np.float32)
             if positive.sum() < self.nb_min_count:
                 ratio = np.ones_like(ratio)  # too few examples for stable ratios: plain features for this class
-            model = self._linear_model().fit(X.multiply(ratio).tocsr(), positive)
+            model = self._linear_model(C).fit(X.multiply(ratio).tocsr(), positive)
             coefs.append(ratio * np.asarray(model.coef_, np.float32).ravel())
             intercepts.append(float(np.ravel(model.intercept_)[0]))
         return classes, np.vstack(coefs), np.asarray(intercepts, np.float32)
 
     def _scores(self, X: sp.csr_matrix) -> np.ndarray:
         return np.asarray(X @ self.coef_.T) + self.intercept_
+
+    def _routed(self, plain: sp.csr_matrix, full: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(raw scores, temperature-softmax probabilities, thin-model mask) of the model that decides each row."""
+        scores = self._scores(full).astype(np.float64)
+        proba = softmax(scores * self.temperature_, axis=1)
+        thin_coef = getattr(self, "thin_coef_", None)
+        use_thin = np.zeros(len(scores), dtype=bool)
+        if thin_coef is not None:
+            thin_scores = (np.asarray(plain @ thin_coef.T) + self.thin_intercept_).astype(np.float64)
+            thin_proba = softmax(thin_scores * self.thin_temperature_, axis=1)
+            use_thin = self.thin_classes_mask_[thin_proba.argmax(axis=1)]
+            scores = np.where(use_thin[:, None], thin_scores, scores)
+            proba = np.where(use_thin[:, None], thin_proba, proba)
+        return scores, proba, use_thin
 
     # -------------------------------------------------------------------------------------------------- fit
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "Router":
@@ -202,12 +251,21 @@ class Router:
         self.classes_ = np.array(sorted(set(labels)), dtype=object)
         prepared = self._prepare(texts)
         self.vectorizers_ = [v.fit(prepared) for v in self._vectorizers()]
-        for vec in self.vectorizers_:
-            vec.stop_words_ = None  # the n-grams min_df dropped: only needed for introspection, and large
-        X = self._features(prepared)
-        _, self.coef_, self.intercept_ = self._fit_linear(X, y)
-        self._fit_calibration(X, y)
-        self.n_features_ = X.shape[1]
+        self.title_vectorizer_ = None
+        if self.title_weight > 0:
+            self.title_vectorizer_ = self._title_vectorizer().fit([split_composed(t)[0] for t in texts])
+        for vec in [*self.vectorizers_, self.title_vectorizer_]:
+            if vec is not None:
+                vec.stop_words_ = None  # the n-grams min_df dropped: only needed for introspection, and large
+        plain, full = self._both_features(texts)
+        _, self.coef_, self.intercept_ = self._fit_linear(full, y)
+        counts = np.array([(y == label).sum() for label in self.classes_])
+        self.thin_classes_mask_ = counts < self.thin_class_max
+        self.thin_coef_ = self.thin_intercept_ = None
+        if self.thin_model_C is not None and self.thin_classes_mask_.any():
+            _, self.thin_coef_, self.thin_intercept_ = self._fit_linear(plain, y, self.thin_model_C)
+        self._fit_calibration(plain, full, y)
+        self.n_features_ = full.shape[1]
         self.n_train_ = len(texts)
         self.fit_seconds_ = time.perf_counter() - started
         self._feature_names = self._last_single = None
@@ -215,28 +273,42 @@ class Router:
             self.level2_idf_ = name_idf(self.taxonomy, texts)
         return self
 
-    def _fit_calibration(self, X: sp.csr_matrix, y: np.ndarray) -> None:
-        self.temperature_, self.isotonic_ = 1.0, None
+    def _fit_calibration(self, plain: sp.csr_matrix, full: sp.csr_matrix, y: np.ndarray) -> None:
+        self.temperature_, self.thin_temperature_, self.isotonic_ = 1.0, 1.0, None
         folds = min(self.calibration_folds, int(np.unique(y, return_counts=True)[1].min()))
         if self.calibration == "none" or folds < 2:
             return
-        oof = np.zeros((len(y), len(self.classes_)), dtype=np.float64)
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
-        for train_idx, held_idx in splitter.split(X, y):
-            fold_classes, coef, intercept = self._fit_linear(X[train_idx], y[train_idx])
-            scores = np.asarray(X[held_idx] @ coef.T) + intercept
-            # a fold may miss a class; align its columns with classes_
-            aligned = np.full((len(held_idx), len(self.classes_)), -1e3)
-            aligned[:, np.searchsorted(self.classes_, fold_classes)] = scores
-            oof[held_idx] = aligned
         truth = np.searchsorted(self.classes_, y)
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        splits = list(splitter.split(full, y))
 
-        def nll(log_t: float) -> float:
-            return -log_softmax(oof * np.exp(log_t), axis=1)[np.arange(len(y)), truth].mean()
+        def out_of_fold(X: sp.csr_matrix, C: float | None) -> np.ndarray:
+            oof = np.zeros((len(y), len(self.classes_)), dtype=np.float64)
+            for train_idx, held_idx in splits:
+                fold_classes, coef, intercept = self._fit_linear(X[train_idx], y[train_idx], C)
+                scores = np.asarray(X[held_idx] @ coef.T) + intercept
+                # a fold may miss a class; align its columns with classes_
+                aligned = np.full((len(held_idx), len(self.classes_)), -1e3)
+                aligned[:, np.searchsorted(self.classes_, fold_classes)] = scores
+                oof[held_idx] = aligned
+            return oof
 
-        self.temperature_ = float(np.exp(minimize_scalar(nll, bounds=(-4, 6), method="bounded").x))
+        def fitted_temperature(oof: np.ndarray) -> float:
+            def nll(log_t: float) -> float:
+                return -log_softmax(oof * np.exp(log_t), axis=1)[np.arange(len(y)), truth].mean()
+
+            return float(np.exp(minimize_scalar(nll, bounds=(-4, 6), method="bounded").x))
+
+        oof = out_of_fold(full, None)
+        self.temperature_ = fitted_temperature(oof)
+        proba = softmax(oof * self.temperature_, axis=1)
+        if self.thin_coef_ is not None:
+            thin_oof = out_of_fold(plain, self.thin_model_C)
+            self.thin_temperature_ = fitted_temperature(thin_oof)
+            thin_proba = softmax(thin_oof * self.thin_temperature_, axis=1)
+            use_thin = self.thin_classes_mask_[thin_proba.argmax(axis=1)]
+            proba = np.where(use_thin[:, None], thin_proba, proba)
         if self.calibration == "isotonic":
-            proba = softmax(oof * self.temperature_, axis=1)
             top = proba.max(axis=1)
             correct = (proba.argmax(axis=1) == truth).astype(float)
             self.isotonic_ = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(top, correct)
@@ -247,25 +319,26 @@ class Router:
             raise NotFitted("Router is not fitted: call fit() or Router.load() first")
 
     def decision_function(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw linear scores, shape (n_texts, n_classes)."""
+        """Raw linear scores, shape (n_texts, n_classes), of the model that decides each row (main or thin-class)."""
         self._check()
         texts = _as_list(texts)
-        return self._scores(self._features_of(texts))
+        return self._routed(*self._features_of(texts))[0]
 
-    def _features_of(self, texts: list[str]) -> sp.csr_matrix:
+    def _features_of(self, texts: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         # one-entry cache: the pipeline calls predict_proba then explain on the same single petition
         last = getattr(self, "_last_single", None)
         if len(texts) == 1 and last is not None and last[0] == texts[0]:
             return last[1]
-        X = self._features(self._prepare(texts))
+        both = self._both_features(texts)
         if len(texts) == 1:
-            self._last_single = (texts[0], X)
-        return X
+            self._last_single = (texts[0], both)
+        return both
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Calibrated probabilities, shape (n_texts, n_classes), columns in `classes_` order, rows sum to 1."""
+        self._check()
         texts = _as_list(texts)
-        proba = softmax(self.decision_function(texts).astype(np.float64) * self.temperature_, axis=1)
+        proba = self._routed(*self._features_of(texts))[1]
         if self.isotonic_ is not None:
             proba = _rescale_top(proba, self.isotonic_.predict(proba.max(axis=1)))
         if self.min_cjk_chars:
@@ -288,9 +361,11 @@ class Router:
         self._check()
         title, content = split_composed(text)
         visible = title + "\n" + content[: self.max_content_chars]
-        X = self._features_of([text])
-        top = int(np.argmax(self._scores(X)[0]))
-        contributions = X.data * self.coef_[top, X.indices]
+        plain, full = self._features_of([text])
+        scores, _, use_thin = self._routed(plain, full)
+        top = int(np.argmax(scores[0]))
+        X, coef = (plain, self.thin_coef_) if use_thin[0] else (full, self.coef_)
+        contributions = X.data * coef[top, X.indices]
         names = self._names()
         per_char = np.zeros(len(visible))
         for position in np.argsort(-contributions)[:40]:
@@ -327,7 +402,9 @@ class Router:
     def _names(self) -> list[str]:
         if getattr(self, "_feature_names", None) is None:
             names: list[str] = []
-            for vec in self.vectorizers_:
+            for vec in [*self.vectorizers_, getattr(self, "title_vectorizer_", None)]:
+                if vec is None:
+                    continue
                 vocab = vec.vocabulary_
                 block = [""] * len(vocab)
                 for gram, index in vocab.items():
