@@ -33,6 +33,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
 from triage.errors import BundleError, DataError, NotFitted
+from triage.features import tfidf_transform
 from triage.schemas import Evidence
 from triage.taxonomy import Taxonomy, match_level2, name_idf
 from triage.text import split_composed
@@ -167,7 +168,7 @@ class Router:
         return vecs
 
     def _features(self, prepared: list[str]) -> sp.csr_matrix:
-        mats = [_tfidf(vec, prepared) for vec in self.vectorizers_]
+        mats = [tfidf_transform(vec, prepared) for vec in self.vectorizers_]
         return mats[0] if len(mats) == 1 else sp.hstack(mats, format="csr")
 
     def _title_vectorizer(self) -> TfidfVectorizer:
@@ -182,7 +183,7 @@ class Router:
         title_vec = getattr(self, "title_vectorizer_", None)
         if title_vec is None:
             return plain, plain
-        titles = _tfidf(title_vec, [split_composed(t)[0] for t in texts])
+        titles = tfidf_transform(title_vec, [split_composed(t)[0] for t in texts])
         titles.data *= np.float32(self.title_weight)
         return plain, sp.hstack([plain, titles], format="csr")
 
@@ -268,7 +269,7 @@ class Router:
         self.n_features_ = full.shape[1]
         self.n_train_ = len(texts)
         self.fit_seconds_ = time.perf_counter() - started
-        self._feature_names = self._last_single = None
+        self._feature_names = self._last_batch = None
         if self.taxonomy is not None:
             self.level2_idf_ = name_idf(self.taxonomy, texts)
         return self
@@ -325,13 +326,16 @@ class Router:
         return self._routed(*self._features_of(texts))[0]
 
     def _features_of(self, texts: list[str]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
-        # one-entry cache: the pipeline calls predict_proba then explain on the same single petition
-        last = getattr(self, "_last_single", None)
-        if len(texts) == 1 and last is not None and last[0] == texts[0]:
-            return last[1]
+        # The last batch's features are kept: the pipeline calls predict_proba on a batch, then explain on each of
+        # its petitions, and featurising a petition again costs more than the rest of explain.
+        last = getattr(self, "_last_batch", None)
+        if last is not None:
+            rows = [last[0].get(t) for t in texts]
+            if None not in rows:
+                plain, full = last[1]
+                return plain[rows], full[rows]
         both = self._both_features(texts)
-        if len(texts) == 1:
-            self._last_single = (texts[0], both)
+        self._last_batch = ({t: i for i, t in enumerate(texts)}, both)
         return both
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -441,7 +445,7 @@ class Router:
         self._check()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        self._feature_names = self._last_single = None  # rebuilt on demand; keeps the file small
+        self._feature_names = self._last_batch = None  # rebuilt on demand; keeps the file small
         joblib.dump(self, directory / MODEL_FILE, compress=3)
         meta = {
             "sklearn_version": sklearn.__version__,
@@ -479,37 +483,6 @@ class Router:
 
 
 # --------------------------------------------------------------------------------------------------- helpers
-def _tfidf(vec: TfidfVectorizer, docs: list[str]) -> sp.csr_matrix:
-    """Same matrix as `vec.transform(docs)` (l2 norm, optional sublinear tf), without its per-call overhead.
-
-    sklearn's transform costs ~2 ms even for one short text; this keeps single-petition routing under 1 ms.
-    """
-    analyze, vocab = vec.build_analyzer(), vec.vocabulary_
-    idf = getattr(vec, "_idf_cache", None)
-    if idf is None:
-        idf = vec._idf_cache = vec.idf_.astype(np.float32)
-    indptr, indices, counts = [0], [], []
-    for doc in docs:
-        row: dict[int, int] = {}
-        for gram in analyze(doc):
-            j = vocab.get(gram)
-            if j is not None:
-                row[j] = row.get(j, 0) + 1
-        indices.extend(row)
-        counts.extend(row.values())
-        indptr.append(len(indices))
-    data = np.asarray(counts, dtype=np.float32)
-    if vec.sublinear_tf:
-        data = np.log(data) + 1
-    cols = np.asarray(indices, dtype=np.int64)
-    data *= idf[cols]
-    matrix = sp.csr_matrix((data, cols, np.asarray(indptr)), shape=(len(docs), len(vocab)), dtype=np.float32)
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    matrix.data /= np.repeat(np.where(norms > 0, norms, 1), np.diff(matrix.indptr)).astype(np.float32)
-    matrix.sort_indices()
-    return matrix
-
-
 def _is_word_char(ch: str) -> bool:
     return ch.isalnum()
 
