@@ -108,6 +108,36 @@ def test_conditional_threat_is_high_but_negated_or_reported_words_are_low(detect
 
 @pytest.mark.parametrize(
     "text",
+    ["我女儿在网上说她不想活了，还说在查怎么吃药最快", "听说隔壁老人说他不想活了，大家都劝不住", "我老公在朋友圈说要跳楼"],
+)
+def test_a_close_person_s_own_words_passed_on_are_an_alert(detector, text):
+    assert flag(detector.detect([text])[0], "self_harm").level >= RiskLevel.high
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["新闻里说有人跳楼了", "我妈看新闻里说有人跳楼", "朋友圈里有人说要跳楼", "电影里女主角说她想死", "孩子打游戏时嘴里都是同归于尽"],
+)
+def test_news_fiction_and_strangers_stay_reported_speech_even_near_a_relative(detector, text):
+    assert detector.detect([text])[0].level <= RiskLevel.low
+
+
+def test_a_threat_is_not_taken_for_a_question_by_a_question_after_it(detector):
+    threat, question = detector.detect(["你们再推来推去，我就去跳河，到时候看谁负责", "想问一下越级上访是不是违法的"])
+    assert flag(threat, "self_harm").level >= RiskLevel.high
+    assert question.level <= RiskLevel.low
+
+
+def test_a_booster_inside_the_cue_does_not_lift_it_and_a_resolved_matter_is_not_raised(detector):
+    alone, resolved = detector.detect(
+        ["老伴走了好几年了，我一个人住挺好的", "表扬一下，昨天报的井盖缺失今天就补上了，效率很高"]
+    )
+    assert alone.level <= RiskLevel.medium
+    assert resolved.level <= RiskLevel.low
+
+
+@pytest.mark.parametrize(
+    "text",
     ["我已经站在楼顶了，你们今天不给答复我就跳下去", "东西都准备好了，买好了木炭，这个世道我不想待了", "今晚我就从桥上跳下去"],
 )
 def test_a_named_method_time_or_place_is_critical(detector, text):

@@ -21,7 +21,8 @@ How a level is reached:
    NFKC, traditional → simplified, lower case, evasion separators removed; plus regexes; plus homophone and pinyin
    spellings of chosen words: 跳搂, 煤气泄露, 自sha, tiao lou) each carry a base level. A cue inside an idiom or an
    ordinary compound (气死我了, 杀毒软件, 跳楼价, 拉横幅庆祝开业) is dropped; a negated, reported, hypothetical,
-   joking or satirical cue falls to low, unless a first-person threat stands between (如果再不解决我就跳楼); a past
+   joking or satirical cue falls to low, unless a first-person threat stands between (如果再不解决我就跳楼) or the
+   reported words are a close person's own (我女儿在网上说她不想活了; not 新闻里说有人跳楼, 听说有人跳楼); a past
    or recurring marker in the clause (去年, 曾经, 时有发生, 多次发生) caps it at medium. Boosters in the same
    sentence lift a cue: a date, numbers or a conditional threat make medium → high; immediacy, a method, a place or
    an injury now make it critical, and so does an urgent call anywhere in the text (【紧急】, 请立即派人) for a cue
@@ -62,6 +63,9 @@ from triage.risk_model import RiskTypeClassifier, SelfHarmClassifier, SemanticRi
 from triage.schemas import RiskEvidence, RiskFlag, RiskLevel, RiskOut
 
 _PAST_LABELS = ("past", "past_after", "recurring")
+# the semantic head is also not trusted on a sentence that takes its words back or says the matter is over
+# (虚惊一场, 已经补上了, 撤回此前求助): it reads the topic, not whether the danger is still there
+_SEMANTIC_VETO_LABELS = _PAST_LABELS + ("joking",)
 LEVELS = [RiskLevel.none, RiskLevel.low, RiskLevel.medium, RiskLevel.high, RiskLevel.critical]
 _LEVEL_SCORE = {1: 0.3, 2: 0.5, 3: 0.75, 4: 0.92}
 BUNDLE_FORMAT = 1
@@ -98,7 +102,8 @@ class RiskDetector:
     semantic_sentence_threshold: semantic P(type) of one sentence at which a type is raised to high (above 1: off).
     semantic_sentence_min_chars: texts at least this long are also read sentence by sentence.
     semantic_past_veto: no semantic raise when the sentence it would cite holds a past or recurring marker (去年,
-        上个月, 时不时, 过一次): the head cannot read tense, and a past incident is medium.
+        上个月, 时不时, 过一次) or takes its words back (虚惊一场, 已经补上了): the head cannot read tense, and a past
+        incident is medium.
     semantic_max_chars: the semantic head reads the first this many characters of the folded text.
     semantic_c: inverse regularisation of the semantic head.
     """
@@ -343,9 +348,9 @@ class RiskDetector:
             spans, scores = sentences[i]
             best = spans[int(scores[:, j].argmax())]
             if self.semantic_past_veto and any(
-                best[0] <= at < best[1] for at, _ in modifier_spans(self.lexicon_, folded[i], _PAST_LABELS)
+                best[0] <= at < best[1] for at, _ in modifier_spans(self.lexicon_, folded[i], _SEMANTIC_VETO_LABELS)
             ):
-                continue  # 上个月还关过人, 之前跳过一次: the head cannot read tense; a past or recurring incident stays medium
+                continue  # 上个月还关过人, 之前跳过一次, 虚惊一场: the head cannot read tense; a past incident stays medium
             levels, evidence, unsuppressed = rules[i][:3]
             levels[name] = min(3, self.lexicon_.caps[name])
             unsuppressed.add(name)

@@ -27,6 +27,11 @@ _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 _CLAUSE_END = re.compile(r"[。！？!?；;\n，,、：:]")
 _LATIN_RUN = re.compile(r"[a-z]{2,}")
 _FIRST_PERSON_INTENT = ("我就", "我要", "再不", "我们就", "不然", "否则", "逼我")
+# close_person_speaks: how far before a reporting word a close person may stand (女儿在网上说, 我儿子昨晚在朋友圈);
+# who is a stranger (the story is about someone else); and what a close person does to make it their own words.
+_CLOSE_PERSON_BEFORE = 10
+_STRANGERS = ("有人", "有个", "有一个", "一个人", "某人", "某个", "别人", "网友", "陌生人", "外地人", "一名", "一位", "一男子", "一女子")
+_SAYS = re.compile(r"[^，。！？]{0,4}?(说|讲|念叨|嚷|喊|扬言|留言|发消息|发了|写了|要|想|打算|准备)")
 
 
 # Characters dropped before matching: whitespace (but not newlines, which separate sentences), zero-width marks
@@ -264,11 +269,22 @@ def bounds(ends: list[int], position: int, length: int) -> tuple[int, int]:
     return start, end
 
 
-def near(spans: list[tuple[int, int]], lo: int, hi: int, *, before: bool = False, skip: tuple[int, int] | None = None):
-    """The first span inside [lo, hi) (ending by `hi` when `before`) other than `skip`; else None."""
+def near(
+    spans: list[tuple[int, int]],
+    lo: int,
+    hi: int,
+    *,
+    before: bool = False,
+    skip: tuple[int, int] | None = None,
+    skip_inside: bool = False,
+):
+    """The first span inside [lo, hi) (ending by `hi` when `before`) other than `skip` (with `skip_inside`, not
+    inside it); else None."""
     for s, e in spans:
         if s >= lo and (e <= hi if before else s < hi):
             if skip == (s, e):  # a cue that is also a booster word does not lift itself
+                continue
+            if skip_inside and skip is not None and skip[0] <= s and e <= skip[1]:
                 continue
             return s, e
     return None
@@ -329,7 +345,9 @@ def rule_levels(
             unsuppressed.add(hit.type)
             lo, hi = max(sent[0], hit.start - windows.booster), min(sent[1], hit.end + windows.booster)
             critical = near(mods.get(f"{hit.type}:to_critical", []), lo, hi, skip=(hit.start, hit.end))
-            lift = near(mods.get(f"{hit.type}:to_high", []), lo, hi, skip=(hit.start, hit.end))
+            # a date or a number inside the cue itself does not lift it (一个人住 holds 一个人); an injury word inside
+            # one may make it critical (压住了 holds 压住)
+            lift = near(mods.get(f"{hit.type}:to_high", []), lo, hi, skip=(hit.start, hit.end), skip_inside=True)
             if level >= 2 and critical is not None:
                 level = 4
                 spans.append(critical)
@@ -353,8 +371,11 @@ def rule_levels(
             levels[hit.type] = level
         evidence.setdefault(hit.type, {}).setdefault(level, []).extend(spans)
     sentences = sorted({bounds(sentence_ends, h.start, len(folded)) for h in hits})
-    # a type that needs a kind of person (vulnerable) is never raised by the classifier without one
+    # a type that needs a kind of person (vulnerable) is never raised by the classifier without one; in a text that
+    # takes its words back or calls the matter over (虚惊一场, 撤回此前求助) only types with a live cue may be raised
     eligible = {t for t in lex.types if t not in lex.requires or mods.get(f"{t}:requires")}
+    if mods.get("joking"):
+        eligible &= unsuppressed
     return levels, evidence, unsuppressed, sentences, eligible
 
 def modifier_spans(lex: CompiledLexicon, folded: str, labels: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -368,7 +389,8 @@ def modifier_spans(lex: CompiledLexicon, folded: str, labels: tuple[str, ...]) -
 
 
 def _suppressed(folded: str, hit: Hit, mods, sent, clause, windows: Windows) -> bool:
-    """Negated, hypothetical, reported or taken back as a joke: the cue is about no one here and now."""
+    """Negated, hypothetical, reported or taken back as a joke: the cue is about no one here and now. A reporting
+    word inside the name of a news outlet (新闻客户端的记者, 报社记者) is where the petitioner goes, not a story."""
     lo = max(clause[0], hit.start - windows.negation)
     for s, e in mods.get("negation", []):  # 没有闻到 may overlap 闻到煤气
         if lo <= s < hit.start and e <= hit.end and not has_intent(folded[e : hit.start]):
@@ -377,12 +399,45 @@ def _suppressed(folded: str, hit: Hit, mods, sent, clause, windows: Windows) -> 
     hypothetical = near(mods.get("hypothetical", []), lo, hit.start, before=True)
     if hypothetical is not None and not has_intent(folded[hypothetical[1] : hit.start]):
         return True
-    after = near(mods.get("reported_after", []), hit.end, min(sent[1], hit.end + 8))
-    if after is None:
+    media = mods.get("media_outlet", [])
+    after = near(_outside(mods.get("reported_after", []), media), hit.end, min(sent[1], hit.end + 8))
+    if after is None and not has_intent(folded[sent[0] : hit.start]):  # 我就去跳河，到时候看谁负责 is a threat
         after = near(mods.get("hypothetical_after", []), hit.end, min(sent[1], hit.end + 20))
     if after is not None or near(mods.get("joking", []), sent[0], sent[1]) is not None:
         return True
-    reported = near(mods.get("reported", []), max(sent[0], hit.start - windows.reported), hit.start, before=True)
+    reported = near(
+        _outside(mods.get("reported", []), media), max(sent[0], hit.start - windows.reported), hit.start, before=True
+    )
     if reported is not None:
-        return not has_intent(folded[reported[1] : hit.start])
+        return not (has_intent(folded[reported[1] : hit.start]) or close_person_speaks(folded, mods, sent, reported, hit))
     return False
+
+
+def _outside(spans: list[tuple[int, int]], others: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans that overlap none of `others`."""
+    if not others:
+        return spans
+    return [(s, e) for s, e in spans if not any(a < e and s < b for a, b in others)]
+
+
+def close_person_speaks(folded: str, mods, sent, reported: tuple[int, int], hit: Hit) -> bool:
+    """Reported speech that is a close person's own words, not news or a stranger's story: 我女儿在网上说她不想活了,
+    听说隔壁老人说他不想活了. A relative, a neighbour or a pupil who says online or in a message that they mean to die
+    is a person at risk; 新闻里说有人跳楼, 听说有人跳楼 and 电影里 are not.
+
+    Holds when the reporting word is a channel (网上说, 朋友圈, 听说), not news or fiction (`reported_media`); no
+    stranger (有人, 有个, 一个人 …) stands between it and the cue; and a close person (`close_person`) either stands
+    just before it (女儿在网上说) or, between it and the cue, is followed by a word of saying or meaning (邻居老人说)."""
+    if any(s < reported[1] and reported[0] < e for s, e in mods.get("reported_media", [])):
+        return False
+    between = folded[reported[1] : hit.start]
+    if any(marker in between for marker in _STRANGERS):
+        return False
+    people = mods.get("close_person", [])
+    if near(people, max(sent[0], reported[0] - _CLOSE_PERSON_BEFORE), reported[0] + 1, before=True) is not None:
+        return True
+    return any(
+        _SAYS.match(folded, e, min(hit.start, e + 6)) is not None
+        for s, e in people
+        if reported[1] <= s and e <= hit.start
+    )
