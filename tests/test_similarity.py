@@ -126,3 +126,17 @@ def test_encoder_reads_the_folded_text_and_serves_a_repeat_from_its_cache():
     again = encoder.encode(["小区门口路灯坏了", "水管爆了"])
     assert np.allclose(again[0], plain)
     assert calls == [["水管爆了"]]  # only the new text reached the model
+
+
+def test_encoder_in_its_own_process_gives_the_same_vectors_and_stops_on_close():
+    texts = ["小区门口路灯坏了一个月", "A3区枫林路18号水管爆裂，水流满街"]
+    here = Encoder("use").encode(texts)
+    remote = Encoder("use", own_process=True).start()
+    try:
+        assert np.allclose(remote.encode(texts), here, atol=1e-6)
+        pool = remote._backend._pool
+        workers = list(pool._processes.values())
+        assert len(workers) == 1 and workers[0].is_alive()
+    finally:
+        remote.close()
+    assert not workers[0].is_alive()

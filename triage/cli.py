@@ -223,8 +223,7 @@ def ingest(
     started = time.perf_counter()
     try:
         rows = read_rows(input)
-        service = build_service(settings)
-        service.matcher.encoder.encode(["预热"])  # load the sentence model now, so the rate below is the steady one
+        service = build_service(settings)  # the sentence model is loaded too, so the rate below is the steady one
     except TriageError as exc:
         fail(exc.message)
     ready = time.perf_counter()

@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -49,12 +50,21 @@ def petitioner_key(petitioner_id: str | None, phone: str | None) -> str | None:
     return f"tel:{digits[-11:]}" if digits else None
 
 
+@dataclass
+class PendingBatch:
+    """A batch `Matcher.start` has begun: composed texts, extracted places, and the vectors being encoded."""
+
+    texts: list[str]
+    places: list[Place]
+    vectors: Future
+
+
 class Matcher:
     """Owns the encoder, the vector index, the duplicate finder and the clusterer of one service."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.encoder = Encoder(settings.encoder, threads=settings.encoder_threads)
+        self.encoder = Encoder(settings.encoder, threads=settings.encoder_threads, own_process=settings.encoder_process)
         self.finder = DuplicateFinder(
             repeat_threshold=settings.repeat_threshold,
             same_event_threshold=settings.same_event_threshold,
@@ -149,6 +159,11 @@ class Matcher:
             log.info("clusterer caught up with %d stored petitions", len(items))
             self._dirty += len(items)
 
+    def close(self) -> None:
+        """Stop the encoder's thread and process."""
+        self._encoding.shutdown(wait=True)
+        self.encoder.close()
+
     def save(self, db, *, force: bool = False) -> None:
         with self._lock:
             if not self._dirty or (not force and time.monotonic() - self._last_saved < self.settings.state_save_interval_s):
@@ -242,7 +257,7 @@ class Matcher:
         return features
 
     def encode_ahead(self, petitions: Sequence[PetitionIn]) -> Future:
-        """Start encoding `petitions` on the encoder's own thread; pass the future to `process`.
+        """Start encoding `petitions` on the encoder's own thread; the vectors land in the encoder's cache too.
 
         The sentence encoder is most of a petition's cost, and its matrix products release the GIL: started before
         routing and risk, it runs on the second core while they run on the first. The risk detector's semantic
@@ -251,22 +266,33 @@ class Matcher:
         texts = [compose(p.title, p.content) for p in petitions]
         return self._encoding.submit(self.encoder.encode, texts)
 
+    def start(self, petitions: Sequence[PetitionIn]) -> "PendingBatch":
+        """Begin a batch: its encoding on the encoder's thread, and here what needs no vector (places, lexical
+        vectors), so that the request's own thread has done that by the time it has to wait for the vectors."""
+        vectors = self.encode_ahead(petitions)
+        texts = [compose(p.title, p.content) for p in petitions]
+        places = [extract_place(text, p.location.text if p.location else None) for p, text in zip(petitions, texts)]
+        with self._lock:
+            self.finder.prepare(texts)
+        return PendingBatch(texts=texts, places=places, vectors=vectors)
+
     def process(
-        self, session: Session, petitions: Sequence[PetitionIn], results: Sequence[TriageResult], vectors: Future | None = None
+        self,
+        session: Session,
+        petitions: Sequence[PetitionIn],
+        results: Sequence[TriageResult],
+        pending: "PendingBatch | None" = None,
     ) -> None:
         """Fill `duplicates` and `cluster` of each result, in order, and store vectors and places with the petitions.
 
         Petitions of one batch are handled one after another, so a later one sees the earlier ones as candidates.
-        `vectors` is what `encode_ahead` returned for the same petitions, if it was called.
+        `pending` is what `start` returned for the same petitions, if it was called.
         """
-        texts = [compose(p.title, p.content) for p in petitions]
-        # What needs no vector first, while the encoder may still be at work on its thread.
+        pending = pending or self.start(petitions)
         stored = {r.id: r for r in session.scalars(select(Petition).where(Petition.id.in_([r.id for r in results])))}
-        places = [extract_place(text, p.location.text if p.location else None) for p, text in zip(petitions, texts)]
-        self.finder.prepare(texts)
-        vectors = vectors.result() if vectors is not None else self.encoder.encode(texts)
+        vectors = pending.vectors.result()
         with self._lock:
-            for result, place, vector in zip(results, places, vectors):
+            for result, place, vector in zip(results, pending.places, vectors):
                 row = stored[result.id]
                 row.vector = vector.astype(np.float32).tobytes()
                 row.place = place.as_dict()

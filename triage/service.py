@@ -126,6 +126,7 @@ class TriageService:
         if self._scheduler:
             self._scheduler.join(timeout=10)
         self.matcher.save(self.db, force=True)
+        self.matcher.close()
         self.db.dispose()
 
     def run_scheduler(self, now: datetime | None = None) -> dict[str, int]:
@@ -170,6 +171,9 @@ class TriageService:
         ids = [p.id or new_petition_id() for p in petitions]
         if len(set(ids)) != len(ids):
             raise InvalidInput("the same id appears twice in one batch", field="petitions")
+        # The encoder starts now, while this thread writes the petitions; the vectors wait in its cache. (A
+        # resubmitted petition's encoding is wasted; a resubmission is rare, and its answer is already stored.)
+        self.matcher.encode_ahead(petitions)
 
         stored: dict[str, TriageResult] = {}
         todo: list[int] = []
@@ -197,14 +201,14 @@ class TriageService:
     def _triage_and_store(
         self, ids: list[str], petitions: list[PetitionIn], upcoming: Sequence[PetitionIn] = ()
     ) -> list[TriageResult]:
-        vectors = self.matcher.encode_ahead(petitions)  # on the other core while routing and risk run here
+        pending = self.matcher.start(petitions)  # encoding on the other core while routing and risk run here
         if upcoming:
             self.matcher.encode_ahead(upcoming)  # fills the encoder's cache for the next batch
         results = self.provider.get().triage(ids, petitions)
         alerted = False
         with self.db.session() as session:
             try:
-                self.matcher.process(session, petitions, results, vectors)
+                self.matcher.process(session, petitions, results, pending)
             except Exception:  # duplicates and clusters are extras: routing and risk must still be stored
                 log.exception("duplicate/cluster step failed for %d petitions", len(results))
             for result in results:
@@ -246,6 +250,7 @@ def build_service(settings: Settings) -> TriageService:
     db = Database(settings.database_url)
     db.migrate()
     matcher = Matcher(settings)
+    matcher.encoder.start()  # the model (in its own process by default) is loaded before the first request
     service = TriageService(settings, db, TriagerProvider(settings, encoder=matcher.encoder), matcher)
     service.matcher.open(db)
     try:

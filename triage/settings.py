@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         "routing and risk, so one is right on 2 cores: with 2, OpenBLAS's spinning threads and the main thread fight "
         "over the cores (ingest fell from 67 to 16 petitions/s).",
     )
+    encoder_process: bool = Field(
+        True, description="Run the service's sentence encoder in a child process of its own (a core to itself)."
+    )
     index_threads: int = Field(1, description="OpenMP threads faiss may use per search.")
     index_dir: Path = Field(Path("var/index"), description="Where the vector index is saved (rebuilt from the store).")
     feature_cache_size: int = Field(
