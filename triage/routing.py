@@ -384,15 +384,16 @@ class Router:
                 per_char[at : at + len(gram)] += contributions[position] / (len(gram) * len(starts))
         if not per_char.any():
             return []
-        strong = per_char >= 0.1 * per_char.max()
+        # plain lists: indexing numpy scalars one character at a time cost more than the rest of explain
+        keep = [s and _is_word_char(ch) for s, ch in zip((per_char >= 0.1 * per_char.max()).tolist(), visible)]
         spans: dict[str, float] = {}
         at = 0
         while at < len(visible):
-            if not strong[at] or not _is_word_char(visible[at]):
+            if not keep[at]:
                 at += 1
                 continue
             end = at
-            while end < len(visible) and strong[end] and _is_word_char(visible[end]):
+            while end < len(visible) and keep[end]:
                 end += 1
             piece = visible[at:end]
             spans[piece] = spans.get(piece, 0.0) + float(per_char[at:end].sum())

@@ -180,7 +180,8 @@ class Encoder:
         self.cache_size = cache_size
         self.own_process = own_process
         self._backend = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the cache
+        self._model_lock = threading.Lock()  # the model: neither backend promises to be thread-safe
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @property
@@ -201,13 +202,13 @@ class Encoder:
 
     def start(self) -> "Encoder":
         """Load the model now rather than on the first `encode` (with `own_process`, start that process)."""
-        with self._lock:
+        with self._model_lock:
             self._load().encode(["预热"])
         return self
 
     def close(self) -> None:
         """Stop the encoder process, if it has one (the model is loaded again on the next `encode`)."""
-        with self._lock:
+        with self._model_lock:
             if isinstance(self._backend, _ProcessBackend):
                 self._backend.close()
             self._backend = None
@@ -218,15 +219,13 @@ class Encoder:
             raise InvalidInput("encode() takes a sequence of texts, not one string", field="texts")
         cleaned = [normalize(fold(t)[0][: self.max_chars])[: self.max_chars] for t in texts]
         out = np.zeros((len(cleaned), self.dim), dtype=np.float32)
-        with self._lock:
-            todo = []
-            for i, text in enumerate(cleaned):
-                known = self._cache.get(text) if text else None
-                if known is not None:
-                    self._cache.move_to_end(text)
-                    out[i] = known
-                elif text:
-                    todo.append(i)
+        todo = self._from_cache(cleaned, out)
+        if not todo:
+            return out
+        # One caller at a time uses the model; the cache stays readable meanwhile, so a caller whose texts are
+        # already encoded never waits behind someone else's batch.
+        with self._model_lock:
+            todo = self._from_cache(cleaned, out, todo)  # encoded by the caller we waited for
             if not todo:
                 return out
             backend = self._load()
@@ -236,12 +235,26 @@ class Encoder:
                 norms = np.linalg.norm(block, axis=1, keepdims=True)
                 np.divide(block, norms, out=block, where=norms > 0)
                 out[rows] = block
-            if self.cache_size:
+        if self.cache_size:
+            with self._lock:
                 for i in todo:
                     self._cache[cleaned[i]] = out[i].copy()
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
         return out
+
+    def _from_cache(self, cleaned: list[str], out: np.ndarray, rows: list[int] | None = None) -> list[int]:
+        """Fill `out` from the cache for the given rows (default all); return the rows still to encode."""
+        todo = []
+        with self._lock:
+            for i in range(len(cleaned)) if rows is None else rows:
+                known = self._cache.get(cleaned[i]) if cleaned[i] else None
+                if known is not None:
+                    self._cache.move_to_end(cleaned[i])
+                    out[i] = known
+                elif cleaned[i]:
+                    todo.append(i)
+        return todo
 
     def __repr__(self) -> str:
         return f"Encoder(name={self.name!r}, dim={self.dim})"

@@ -119,10 +119,12 @@ def despace_cjk(text: str) -> str:
     return _CJK_SPACE.sub("", text)
 
 
+@lru_cache(maxsize=4096)
 def compose(title: str | None, content: str | None) -> str:
     """The one text a petition is judged on: normalised title, a newline, normalised content.
 
-    `normalize` folds every newline away, so the first '\\n' always separates title from content.
+    `normalize` folds every newline away, so the first '\\n' always separates title from content. Cached: routing,
+    risk, the encoder and the duplicate finder each ask for the same petition's text.
     """
     return f"{normalize(title or '')}\n{normalize(content or '')}"
 
