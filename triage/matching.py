@@ -52,9 +52,8 @@ def petitioner_key(petitioner_id: str | None, phone: str | None) -> str | None:
 
 @dataclass
 class PendingBatch:
-    """A batch `Matcher.start` has begun: composed texts, extracted places, and the vectors being encoded."""
+    """A batch `Matcher.start` has begun: its extracted places, and its vectors being encoded."""
 
-    texts: list[str]
     places: list[Place]
     vectors: Future
 
@@ -257,11 +256,11 @@ class Matcher:
         return features
 
     def encode_ahead(self, petitions: Sequence[PetitionIn]) -> Future:
-        """Start encoding `petitions` on the encoder's own thread; the vectors land in the encoder's cache too.
+        """Start encoding `petitions` from the encoder's own thread; the vectors land in the encoder's cache too.
 
-        The sentence encoder is most of a petition's cost, and its matrix products release the GIL: started before
-        routing and risk, it runs on the second core while they run on the first. The risk detector's semantic
-        head asks the same encoder for the same texts and gets them from its cache instead of encoding twice.
+        The sentence encoder is most of a petition's cost. Started before routing and risk, it runs on the second
+        core (in its own process by default, see `Encoder.own_process`) while they run on the first. The risk
+        detector's semantic head asks the same encoder for the same texts and gets them from its cache.
         """
         texts = [compose(p.title, p.content) for p in petitions]
         return self._encoding.submit(self.encoder.encode, texts)
@@ -274,7 +273,7 @@ class Matcher:
         places = [extract_place(text, p.location.text if p.location else None) for p, text in zip(petitions, texts)]
         with self._lock:
             self.finder.prepare(texts)
-        return PendingBatch(texts=texts, places=places, vectors=vectors)
+        return PendingBatch(places=places, vectors=vectors)
 
     def process(
         self,
