@@ -82,8 +82,7 @@ class DepartmentTable:
         self._by_category: dict[str, list[RoutingRule]] = {}
         for rule in sorted(self.rules, key=lambda r: (-r.specificity, r.position)):
             self._by_category.setdefault(rule.category, []).append(rule)
-        # every keyword of every rule found in one pass over the text, instead of one substring search per rule
-        self.__setstate__({})
+        self._keyword_finder = self._build_keyword_finder()
 
     # ----------------------------------------------------------------------------------------------- loading
     @classmethod
@@ -150,8 +149,12 @@ class DepartmentTable:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._keyword_finder = self._build_keyword_finder()
+
+    def _build_keyword_finder(self):
+        """Every keyword of every rule found in one pass over the text, instead of one substring search per rule."""
         keywords = sorted({word for rule in self.rules for word in rule.keywords})
-        self._keyword_finder = ahocorasick_rs.AhoCorasick(keywords) if keywords else None
+        return ahocorasick_rs.AhoCorasick(keywords) if keywords else None
 
     def keywords_in(self, text: str) -> set[str]:
         """The table's rule keywords that occur in `text`."""

@@ -265,10 +265,11 @@ class Matcher:
         texts = [compose(p.title, p.content) for p in petitions]
         return self._encoding.submit(self.encoder.encode, texts)
 
-    def start(self, petitions: Sequence[PetitionIn]) -> "PendingBatch":
-        """Begin a batch: its encoding on the encoder's thread, and here what needs no vector (places, lexical
-        vectors), so that the request's own thread has done that by the time it has to wait for the vectors."""
-        vectors = self.encode_ahead(petitions)
+    def start(self, petitions: Sequence[PetitionIn], vectors: Future | None = None) -> "PendingBatch":
+        """Begin a batch: its encoding on the encoder's thread (or `vectors`, what `encode_ahead` returned for these
+        same petitions), and here what needs no vector (places, lexical vectors), so that the request's own thread
+        has done that by the time it has to wait for the vectors."""
+        vectors = vectors or self.encode_ahead(petitions)
         texts = [compose(p.title, p.content) for p in petitions]
         places = [extract_place(text, p.location.text if p.location else None) for p, text in zip(petitions, texts)]
         with self._lock:

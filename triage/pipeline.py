@@ -80,8 +80,8 @@ class Triager:
             level2 = self.router.suggest_level2(texts, level1)
         else:  # a bundle trained without a taxonomy routes on first-level categories only
             level2 = [("", None, 0.0)] * len(texts)
-        # Departments and evidence before risk: the risk head may wait for the sentence encoder (running on another
-        # thread in the service), and this work does not need it.
+        # Departments and evidence before risk: the risk head may wait for the sentence encoder (still at work on
+        # this batch in the service's encoder process), and this work does not need it.
         routed = []
         for i, text in enumerate(texts):
             item_start = time.perf_counter()

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -173,7 +174,7 @@ class TriageService:
             raise InvalidInput("the same id appears twice in one batch", field="petitions")
         # The encoder starts now, while this thread writes the petitions; the vectors wait in its cache. (A
         # resubmitted petition's encoding is wasted; a resubmission is rare, and its answer is already stored.)
-        self.matcher.encode_ahead(petitions)
+        ahead = self.matcher.encode_ahead(petitions)
 
         stored: dict[str, TriageResult] = {}
         todo: list[int] = []
@@ -194,14 +195,21 @@ class TriageService:
                 if attempt:
                     raise
         if todo:
-            fresh = self._triage_and_store([ids[i] for i in todo], [petitions[i] for i in todo], upcoming)
+            whole = len(todo) == len(petitions)  # the usual case: the early encoding is exactly this batch's
+            fresh = self._triage_and_store(
+                [ids[i] for i in todo], [petitions[i] for i in todo], upcoming, vectors=ahead if whole else None
+            )
             stored.update({r.id: r for r in fresh})
         return [stored[pid] for pid in ids]
 
     def _triage_and_store(
-        self, ids: list[str], petitions: list[PetitionIn], upcoming: Sequence[PetitionIn] = ()
+        self,
+        ids: list[str],
+        petitions: list[PetitionIn],
+        upcoming: Sequence[PetitionIn] = (),
+        vectors: Future | None = None,
     ) -> list[TriageResult]:
-        pending = self.matcher.start(petitions)  # encoding on the other core while routing and risk run here
+        pending = self.matcher.start(petitions, vectors)  # encoding on the other core while routing and risk run here
         if upcoming:
             self.matcher.encode_ahead(upcoming)  # fills the encoder's cache for the next batch
         results = self.provider.get().triage(ids, petitions)
