@@ -7,6 +7,7 @@ split) — no shared data needed, a few seconds.
 from __future__ import annotations
 
 import copy
+import csv
 import shutil
 from pathlib import Path
 
@@ -351,3 +352,34 @@ def test_save_then_load_keeps_the_semantic_head_and_its_answers(tmp_path, semant
     assert loaded.semantic_classifier_ is not None
     probe = [GATHERING_PARAPHRASE, "新闻里说有人在楼顶想不开，大家议论纷纷", "明天我们几十个人去市政府门口拉横幅", ""]
     assert loaded.detect(probe) == semantic_detector.detect(probe)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "短视频博主在小区里拍砍人的情景剧，把遛弯的小孩吓哭了",
+        "社区今天搞电梯困人应急演练，物业和维保单位都来了，演练顺利完成",
+        "夏天顶楼热得想死，隔热层坏了好几年，请物业维修",
+        "广场上每晚聚了一百多人跳广场舞，音响开得太吵",
+        "请问进京证怎么办，周末要开车去北京看孩子",
+        "包工头已经把拖欠的工资全部结清了，工友们都回家过年了，感谢劳动监察大队",
+        "早点摊老板凌晨四点就剁肉馅，声音像在砍人，整栋楼都被吵醒",
+    ],
+)
+def test_staged_scenes_drills_hyperbole_leisure_crowds_and_settled_matters_are_not_alerts(detector, text):
+    assert detector.detect([text])[0].level < RiskLevel.high
+
+
+def test_training_rows_take_the_round_files_and_never_a_held_out_or_blind_row():
+    from triage.risk_model import TRAINING_FILES, load_extra, training_rows
+
+    texts = {r["text"] for r in training_rows(CORPORA)}
+    held_out = [r["text"] for r in load_examples(CORPORA, split="val") + load_examples(CORPORA, split="val2")]
+    held_out += [r["text"] for r in load_extra(CORPORA, part="holdout")]
+    for blind in sorted((CORPORA / "risk").glob("val_blind[2-9].csv")):
+        assert blind.name not in TRAINING_FILES
+        with open(blind, encoding="utf-8-sig", newline="") as fh:
+            held_out += [r["text"] for r in csv.DictReader(fh)]
+    assert not texts.intersection(held_out)
+    with open(CORPORA / "risk" / "train_round5_pos.csv", encoding="utf-8", newline="") as fh:
+        assert next(csv.DictReader(fh))["text"] in texts
