@@ -119,7 +119,7 @@ class RiskDetector:
         lift_threshold: float = 0.8,
         model_only_threshold: float = 0.9,
         model_min_chars: int = 12,
-        classifier_c: float = 4.0,
+        classifier_c: float = 8.0,
         type_high_threshold: float = 0.6,
         type_medium_threshold: float = 0.35,
         type_alone_high_threshold: float = 0.8,
