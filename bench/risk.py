@@ -82,6 +82,12 @@ HISTORY = [
     ["val_blind3 after the sixth round", "400 (240 + 160)", "0.896", "8.8 %"],
     ["val_blind4 after the sixth round", "400 (240 + 160)", "0.931", "5.0 %"],
     ["val_blind5 (new blind set), first look, the sixth round's detector", "400 (240 + 160)", "0.938", "4.4 %"],
+    ["val_blind6 (new blind set), first look, the sixth round's detector", "400 (240 + 160)", "0.951", "5.0 %"],
+    ["val_blind2 after the seventh round", "400 (240 + 160)", "0.944", "5.6 %"],
+    ["val_blind3 after the seventh round", "400 (240 + 160)", "0.917", "8.1 %"],
+    ["val_blind4 after the seventh round", "400 (240 + 160)", "0.951", "4.4 %"],
+    ["val_blind5 after the seventh round", "400 (240 + 160)", "0.938", "3.8 %"],
+    ["val_blind6 after the seventh round", "400 (240 + 160)", "0.965", "4.4 %"],
 ]
 # Second round of work (2026-11-25): val2 was written first and never trained on; its rows are not printed. The
 # rule changes of that round were drawn from new train rows and from the issue's own list of val misses
@@ -103,11 +109,16 @@ HISTORY = [
 # rule (conditional threats are high) was applied to gathering and escalation boosters (再不 / 如果不 / 否则 …): it
 # was prompted by the per-type, per-level miss counts of the blind sets (escalation flagged medium), and changed
 # no blind figure.
+# Seventh round: val_blind6.csv written first and scored once with the sixth round's detector (then the shipped
+# one); 960 training rows (plainly stated positives in many wordings; long ordinary complaints that mention risk
+# words in passing) and rule fixes from their false alerts. Shipping them was decided on a 5-fold CV that scores
+# only the other rows (recall 0.922 → 0.928, false alerts 2.5 % → 2.3 % with them; val lost one row, the
+# train_extra hold-out three), before the blind sets were scored again.
 # After round 4's first look only train-derived changes were made (urgent calls and a few critical boosters, from
 # train rows that reached high instead of critical); the figures above the history are the second look.
 
 
-BLIND_SETS = (5, 4, 3, 2)  # newest first: the fewer times a set's aggregates were seen, the more its figure says
+BLIND_SETS = (6, 5, 4, 3, 2)  # newest first: the fewer times a set's aggregates were seen, the more its figure says
 BLIND_NOTES = {
     2: "Written by another engineer who never sees the detector, during the third round of work. Its aggregates "
        "were looked at after the third round and after each round since. Aggregates only.",
@@ -116,8 +127,11 @@ BLIND_NOTES = {
     4: "Written at the start of the fifth round, same conditions; scored before that round's work and after each "
        "round since. Aggregates only.",
     5: "Written at the start of the sixth round, same conditions, and scored first with the sixth round's detector "
-       "(0.938 recall, 4.4 % false alerts); then once more after the conditional-threat boosters for gathering and "
-       "escalation, which changed none of its figures. The most honest figure here. Aggregates only.",
+       "(0.938 recall, 4.4 % false alerts); then after the conditional-threat boosters for gathering and "
+       "escalation (no change) and after the seventh round. Aggregates only.",
+    6: "Written at the start of the seventh round, same conditions, and scored first with the sixth round's "
+       "detector (0.951 recall, 5.0 % false alerts); then once after the seventh round, whose rows it did not "
+       "choose. The least used blind set. Aggregates only.",
 }
 
 
