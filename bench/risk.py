@@ -88,6 +88,13 @@ HISTORY = [
     ["val_blind4 after the seventh round", "400 (240 + 160)", "0.951", "4.4 %"],
     ["val_blind5 after the seventh round", "400 (240 + 160)", "0.938", "3.8 %"],
     ["val_blind6 after the seventh round", "400 (240 + 160)", "0.965", "4.4 %"],
+    ["val_blind7 (new blind set), first look, the seventh round's detector", "400 (240 + 160)", "0.917", "4.4 %"],
+    ["val_blind2 after the eighth round", "400 (240 + 160)", "0.944", "6.2 %"],
+    ["val_blind3 after the eighth round", "400 (240 + 160)", "0.903", "8.8 %"],
+    ["val_blind4 after the eighth round", "400 (240 + 160)", "0.951", "4.4 %"],
+    ["val_blind5 after the eighth round", "400 (240 + 160)", "0.938", "4.4 %"],
+    ["val_blind6 after the eighth round", "400 (240 + 160)", "0.965", "5.0 %"],
+    ["val_blind7 after the eighth round", "400 (240 + 160)", "0.931", "3.8 %"],
 ]
 # Second round of work (2026-11-25): val2 was written first and never trained on; its rows are not printed. The
 # rule changes of that round were drawn from new train rows and from the issue's own list of val misses
@@ -114,11 +121,16 @@ HISTORY = [
 # words in passing) and rule fixes from their false alerts. Shipping them was decided on a 5-fold CV that scores
 # only the other rows (recall 0.922 → 0.928, false alerts 2.5 % → 2.3 % with them; val lost one row, the
 # train_extra hold-out three), before the blind sets were scored again.
+# Eighth round: val_blind7.csv written first and scored once with the seventh round's detector; 480 training rows
+# (firm intents without a date; hyperbole with the strongest risk words), rule fixes from their false alerts, and
+# one general rule: a cue inside a 《title》 names a film or book (not a post's own 标题《…》). Kept on the same CV
+# (first three folds: recall +0.6 to +0.7 points, false alerts −0.4), decided before the blind sets were scored;
+# over the six blind sets the pooled figures then moved from 0.939 / 4.9 % to 0.939 / 5.4 % (one row here or there).
 # After round 4's first look only train-derived changes were made (urgent calls and a few critical boosters, from
 # train rows that reached high instead of critical); the figures above the history are the second look.
 
 
-BLIND_SETS = (6, 5, 4, 3, 2)  # newest first: the fewer times a set's aggregates were seen, the more its figure says
+BLIND_SETS = (7, 6, 5, 4, 3, 2)  # newest first: the fewer times a set's aggregates were seen, the more its figure says
 BLIND_NOTES = {
     2: "Written by another engineer who never sees the detector, during the third round of work. Its aggregates "
        "were looked at after the third round and after each round since. Aggregates only.",
@@ -130,7 +142,10 @@ BLIND_NOTES = {
        "(0.938 recall, 4.4 % false alerts); then after the conditional-threat boosters for gathering and "
        "escalation (no change) and after the seventh round. Aggregates only.",
     6: "Written at the start of the seventh round, same conditions, and scored first with the sixth round's "
-       "detector (0.951 recall, 5.0 % false alerts); then once after the seventh round, whose rows it did not "
+       "detector (0.951 recall, 5.0 % false alerts); then after the seventh and eighth rounds, whose rows it did "
+       "not choose. Aggregates only.",
+    7: "Written at the start of the eighth round, same conditions, and scored first with the seventh round's "
+       "detector (0.917 recall, 4.4 % false alerts); then once after the eighth round, whose rows it did not "
        "choose. The least used blind set. Aggregates only.",
 }
 

@@ -364,6 +364,7 @@ def test_save_then_load_keeps_the_semantic_head_and_its_answers(tmp_path, semant
         "请问进京证怎么办，周末要开车去北京看孩子",
         "包工头已经把拖欠的工资全部结清了，工友们都回家过年了，感谢劳动监察大队",
         "早点摊老板凌晨四点就剁肉馅，声音像在砍人，整栋楼都被吵醒",
+        "社区周五晚上要放映《今晚跳楼》这部片子，内容不适合孩子，建议换一部",  # a title names a film
     ],
 )
 def test_staged_scenes_drills_hyperbole_leisure_crowds_and_settled_matters_are_not_alerts(detector, text):
@@ -383,3 +384,9 @@ def test_training_rows_take_the_round_files_and_never_a_held_out_or_blind_row():
     assert not texts.intersection(held_out)
     with open(CORPORA / "risk" / "train_round5_pos.csv", encoding="utf-8", newline="") as fh:
         assert next(csv.DictReader(fh))["text"] in texts
+
+
+def test_a_film_title_names_a_film_but_a_post_s_own_title_is_read(detector):
+    film, post = detector.detect(["社区要放映《今晚跳楼》这部片子", "留言：标题《小区楼道煤气味好几天了》 内容：请尽快处理"])
+    assert film.level < RiskLevel.high
+    assert flag(post, "public_safety").level >= RiskLevel.high

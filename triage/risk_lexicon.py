@@ -26,6 +26,8 @@ from triage.schemas import RiskLevel
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]")
 _CLAUSE_END = re.compile(r"[。！？!?；;\n，,、：:]")
 _LATIN_RUN = re.compile(r"[a-z]{2,}")
+# the title of a book, film, game or programme: its words name it. Not a post's own title (标题《燃气泄漏无人管》).
+_TITLE = re.compile(r"(?<!标题)(?<!标题:)(?<!标题：)(?<!主题)(?<!主题:)(?<!主题：)《[^《》]{1,30}》")
 _FIRST_PERSON_INTENT = ("我就", "我要", "再不", "我们就", "不然", "否则", "逼我")
 # close_person_speaks: how far before a reporting word a close person may stand (女儿在网上说, 我儿子昨晚在朋友圈);
 # who is a stranger (the story is about someone else); and what a close person does to make it their own words.
@@ -315,6 +317,7 @@ def rule_levels(
         )
     if lex.first_char_re is not None:
         hits.extend(phonetic_hits(lex, folded, hits))
+    excluded.extend(m.span() for m in _TITLE.finditer(folded))  # 《自杀小队》 is a film, not a plan
     hits = [h for h in hits if not any(s < h.end and h.start < e for s, e in excluded)]
     hit_types = {h.type for h in hits}
     mods: dict[str, list[tuple[int, int]]] = {}
