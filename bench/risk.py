@@ -52,6 +52,7 @@ JUDGED: dict[str, str] = {
     "143817": "wrong: satire about 进京上访 fees, no one intends to go",
     "2836": "right: after a failed operation, 盼望着能离开这个世界…我想过很多种死法",
     "182424": "wrong: restaurant fumes (一股油烟味) raised by the type classifier",
+    "4163": "wrong: a fraud complaint sent to the county secretary (向书记举报), raised by the semantic head (2026-11-28)",
 }
 # 70294, 174873 and 143817 were no longer alerts after the past-marker and satire rules (2026-11-25, second round).
 
