@@ -521,8 +521,8 @@ def train_detector(
     data_dir: str | Path | None = None, corpora_dir: str | Path | None = None, *, semantic: bool = True, **params
 ) -> RiskDetector:
     """Build the production detector: lexicon from `corpora_dir`; classifiers on the shared data plus our petition
-    examples (their `train` split and the train part of train_extra.csv: `val`, `val2` and the train_extra hold-out
-    stay unseen for bench/risk.py); the semantic head unless `semantic` is False (it encodes ≈ 10k texts, ≈ 1 min)."""
+    examples (`risk_model.training_rows`: `val`, `val2`, the train_extra hold-out and the blind sets stay unseen for
+    bench/risk.py); the semantic head unless `semantic` is False (it encodes ≈ 10k texts, ≈ 1 min)."""
     from triage.risk_model import self_harm_training_set, semantic_training_set, type_training_set
     from triage.settings import get_settings
 

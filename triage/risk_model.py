@@ -178,8 +178,8 @@ def ordinary_petitions(data_dir, *, limit: int = 1500, seed: int = 0) -> list[st
 
 
 def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000) -> tuple[list[str], list[str]]:
-    """Folded texts and their type label ('none' for negatives) for RiskTypeClassifier: our examples' train split
-    and the train part of train_extra.csv (high and critical count for their type: what the classifier may raise is an alert) plus ordinary petitions
+    """Folded texts and their type label ('none' for negatives) for RiskTypeClassifier: our authored training rows
+    (`training_rows`; high and critical count for their type: what the classifier may raise is an alert) plus ordinary petitions
     (`ordinary` of them whole, by title and by one sentence; every other title of the routing train file)."""
     texts, labels = [], []
     for row in training_rows(corpora_dir):
@@ -199,8 +199,7 @@ def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000) -> tuple[l
 
 
 def self_harm_training_set(data_dir, corpora_dir, *, ordinary: int = 1500) -> tuple[list[str], list[int]]:
-    """Weibo train split + our petition examples (train split, train part of train_extra.csv) + ordinary petitions
-    at level 0."""
+    """Weibo train split + our authored training rows (`training_rows`) + ordinary petitions at level 0."""
     texts, levels, _, _ = weibo_split(data_dir)
     for row in training_rows(corpora_dir):
         texts.append(row["text"])
@@ -320,8 +319,8 @@ def sentence_spans(text: str, *, min_chars: int = 2) -> list[tuple[int, int]]:
 
 
 def semantic_training_set(data_dir, corpora_dir, *, ordinary: int = 3000, ordinary_weight: float = 1 / 3):
-    """Texts, labels and sample weights for SemanticRiskClassifier: our examples' train split and the train part of
-    train_extra.csv (a type's high and critical rows are that type, everything else 'none'), plus `ordinary` routing
+    """Texts, labels and sample weights for SemanticRiskClassifier: our authored training rows (`training_rows`; a
+    type's high and critical rows are that type, everything else 'none'), plus `ordinary` routing
     petitions as 'none', each as its title, its first characters and one sentence from its middle. The ordinary
     pieces weigh `ordinary_weight` each: there are many of them, and the hard negatives must not drown."""
     rows = training_rows(corpora_dir)
