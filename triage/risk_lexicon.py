@@ -169,6 +169,8 @@ class CompiledLexicon:
         for kind, terms in spec.get("modifiers", {}).items():
             for term in map(fold_term, terms):
                 mod_entries.setdefault(term, set()).add(kind)
+                if kind == "reported_media":  # news and fiction are reported speech, listed once
+                    mod_entries[term].add("reported")
         self.booster_regex: list[tuple[str, str, re.Pattern]] = []
         self.requires: dict[str, int] = {}
         self.requires_terms: dict[str, tuple[str, ...]] = {}
