@@ -160,9 +160,10 @@ def val_tables(detector: RiskDetector, corpora: Path, split: str = "val", *, sho
     return example_tables(detector, rows, show_rows=show_rows)
 
 
-def example_tables(detector: RiskDetector, rows: list[dict], *, show_rows: bool) -> tuple[str, dict]:
-    """Per-type and per-level tables over labelled rows (text, type, level); rows are quoted only if `show_rows`."""
-    outs = detector.detect([r["text"] for r in rows])
+def example_tables(detector: RiskDetector, rows: list[dict], *, show_rows: bool, outs=None) -> tuple[str, dict]:
+    """Per-type and per-level tables over labelled rows (text, type, level); rows are quoted only if `show_rows`.
+    `outs`: the detector's answers for `rows`, when the caller has them already."""
+    outs = detector.detect([r["text"] for r in rows]) if outs is None else outs
     types = detector.types
     positives = [(r, o) for r, o in zip(rows, outs) if r["level"] != "none"]
     negatives = [(r, o) for r, o in zip(rows, outs) if r["level"] == "none"]
@@ -235,19 +236,20 @@ def blind_table(detector: RiskDetector, path: Path) -> str:
     rows = read_blind(path)
     if rows is None:
         return f"`{path.relative_to(ROOT)}` is absent or lacks the columns text, type (or risk_type), level: not scored."
-    md, summary = example_tables(detector, rows, show_rows=False)
+    outs = detector.detect([r["text"] for r in rows])
+    md, summary = example_tables(detector, rows, show_rows=False, outs=outs)
     explicit = read_explicit(path)
     if explicit:
-        alerts = [r for r in rows if RANK[r["level"]] >= HIGH]
-        said = [r for r in alerts if explicit.get(r["id"])]
-        outs = detector.detect([r["text"] for r in said])
-        found = sum(type_level(o, r["type"]) >= HIGH for r, o in zip(said, outs))
+        alerts = [(r, o) for r, o in zip(rows, outs) if RANK[r["level"]] >= HIGH]
+        said = [(r, o) for r, o in alerts if explicit.get(r["id"])]
+        inferred = [(r, o) for r, o in alerts if not explicit.get(r["id"])]
+        found = sum(type_level(o, r["type"]) >= HIGH for r, o in said)
+        found_inferred = sum(type_level(o, r["type"]) >= HIGH for r, o in inferred)
         md += (
             f"\n\nExplicit text (the issue's criterion): {len(said)} of the {len(alerts)} gold high/critical rows say the "
             "risk in plain words (evasive spellings included), as judged by an annotator who saw neither the detector "
             f"nor its output (`{path.stem}_explicit.csv`); **recall at high-or-above on them: {found / max(1, len(said)):.3f}** "
-            f"({found}/{len(said)}); on the {len(alerts) - len(said)} that must be inferred: "
-            f"{summary['recall_high'] * len(alerts) - found:.0f}/{len(alerts) - len(said)}. "
+            f"({found}/{len(said)}); on the {len(inferred)} that must be inferred: {found_inferred}/{len(inferred)}. "
             f"**False alerts on hard negatives: {summary['false_alert_rate']:.1%}**."
         )
     return md

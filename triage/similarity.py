@@ -30,6 +30,7 @@ import numpy as np
 from triage.errors import InvalidInput
 from triage.risk_lexicon import fold
 from triage.text import normalize
+from triage.use_onnx import UseOnnx  # its module imports only numpy; ONNX Runtime loads with the first model
 
 # Characters that carry no identity: whitespace and punctuation (ASCII and CJK). Digits and letters are kept, since
 # house numbers and 'A3区'-style codes are exactly what tells one place from another.
@@ -37,20 +38,6 @@ _NOISE = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
 # --------------------------------------------------------------------------------------------------- encoders
-
-
-class _UseOnnxBackend:
-    """Multilingual Universal Sentence Encoder v3, int8 convolutions on ONNX Runtime (see triage.use_onnx)."""
-
-    dim = 512
-
-    def __init__(self, threads: int):
-        from triage.use_onnx import UseOnnx
-
-        self._model = UseOnnx(threads=threads)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self._model.encode(texts)
 
 
 class _UseBackend:
@@ -83,7 +70,7 @@ class _E5Backend:
         return np.asarray(self._model.query(texts), dtype=np.float32).reshape(len(texts), self.dim)
 
 
-_BACKENDS = {"use": _UseOnnxBackend, "use-numpy": _UseBackend, "e5": _E5Backend}
+_BACKENDS = {"use": UseOnnx, "use-numpy": _UseBackend, "e5": _E5Backend}
 ENCODER_DIMS = {"use": 512, "use-numpy": 512, "e5": 384}
 
 _process_backend = None  # the backend of an encoder process (see _ProcessBackend)
@@ -104,8 +91,8 @@ def _encode_in_process(texts: list[str]) -> np.ndarray:
 class _ProcessBackend:
     """A backend that runs in a child process of its own.
 
-    The numpy encoder holds the GIL for part of its work (tokenising, gathers, small array operations), so in a
-    thread beside a busy request thread it ran at half speed (a petition took 25 ms instead of 11). In its own
+    An encoder holds the GIL for part of its work (tokenising, gathers, small array operations), so in a thread
+    beside a busy request thread the numpy engine ran at half speed (a petition took 25 ms instead of 11). In its own
     process it has a core to itself; a call costs a pickled list of texts and an array back. If the process dies,
     the model is loaded here instead and work goes on.
     """
