@@ -96,6 +96,14 @@ HISTORY = [
     ["val_blind5 after the eighth round", "400 (240 + 160)", "0.938", "4.4 %"],
     ["val_blind6 after the eighth round", "400 (240 + 160)", "0.965", "5.0 %"],
     ["val_blind7 after the eighth round", "400 (240 + 160)", "0.931", "3.8 %"],
+    ["val_blind8 (new blind set), first look, the eighth round's detector", "400 (240 + 160)", "0.917", "1.2 %"],
+    ["val_blind8, first look at the ninth round's detector (level model, 480 rows)", "400 (240 + 160)", "0.938", "0.0 %"],
+    ["val_blind7 after the ninth round", "400 (240 + 160)", "0.972", "1.9 %"],
+    ["val_blind6 after the ninth round", "400 (240 + 160)", "0.979", "3.1 %"],
+    ["val_blind5 after the ninth round", "400 (240 + 160)", "0.951", "1.2 %"],
+    ["val_blind4 after the ninth round", "400 (240 + 160)", "0.958", "2.5 %"],
+    ["val_blind3 after the ninth round", "400 (240 + 160)", "0.972", "4.4 %"],
+    ["val_blind2 after the ninth round", "400 (240 + 160)", "0.944", "1.9 %"],
 ]
 # Second round of work (2026-11-25): val2 was written first and never trained on; its rows are not printed. The
 # rule changes of that round were drawn from new train rows and from the issue's own list of val misses
@@ -127,11 +135,18 @@ HISTORY = [
 # one general rule: a cue inside a 《title》 names a film or book (not a post's own 标题《…》). Kept on the same CV
 # (first three folds: recall +0.6 to +0.7 points, false alerts −0.4), decided before the blind sets were scored;
 # over the six blind sets the pooled figures then moved from 0.939 / 4.9 % to 0.939 / 5.4 % (one row here or there).
+# Ninth round: val_blind8.csv written first (and its explicit/inferred judgement by another annotator) and scored
+# once with the eighth round's detector. Then the level model (RiskLevelModel: one logistic regression over what
+# every part found, trained on out-of-fold outputs; threshold 0.25 from a nested 5-fold CV over the training rows,
+# the lowest whose false-alert rate stayed at the detector's own: recall 0.925 → 0.952, false alerts 2.3 % → 2.2 %),
+# 480 rows on the medium/high line (kept by the CV that scores only the other rows: 0.952 → 0.955 with the level
+# model, false alerts 2.2 → 2.3 %), one rule fix from their false alerts (跳河救人) and one general reading rule (a
+# report ends where the petitioner speaks again). All of it was fixed before any blind set was scored again.
 # After round 4's first look only train-derived changes were made (urgent calls and a few critical boosters, from
 # train rows that reached high instead of critical); the figures above the history are the second look.
 
 
-BLIND_SETS = (7, 6, 5, 4, 3, 2)  # newest first: the fewer times a set's aggregates were seen, the more its figure says
+BLIND_SETS = (8, 7, 6, 5, 4, 3, 2)  # newest first: the fewer times a set's aggregates were seen, the more its figure says
 BLIND_NOTES = {
     2: "Written by another engineer who never sees the detector, during the third round of work. Its aggregates "
        "were looked at after the third round and after each round since. Aggregates only.",
@@ -146,8 +161,11 @@ BLIND_NOTES = {
        "detector (0.951 recall, 5.0 % false alerts); then after the seventh and eighth rounds, whose rows it did "
        "not choose. Aggregates only.",
     7: "Written at the start of the eighth round, same conditions, and scored first with the seventh round's "
-       "detector (0.917 recall, 4.4 % false alerts); then once after the eighth round, whose rows it did not "
-       "choose. The least used blind set. Aggregates only.",
+       "detector (0.917 recall, 4.4 % false alerts); then after the eighth and ninth rounds, whose rows it did not "
+       "choose. Aggregates only.",
+    8: "Written at the start of the ninth round, same conditions, and scored first with the eighth round's "
+       "detector (0.917 recall, 1.2 % false alerts); then once with the ninth round's (level model and 480 rows), "
+       "decided before it was scored. The least used blind set. Aggregates only.",
 }
 
 
@@ -185,7 +203,8 @@ def example_tables(detector: RiskDetector, rows: list[dict], *, show_rows: bool,
             _ratio(sum(type_level(o, name) == RANK[r["level"]] for r, o in mine), len(mine)),
         ])
     all_high = [(r, o) for r, o in positives if RANK[r["level"]] >= HIGH]
-    recall_high = sum(type_level(o, r["type"]) >= HIGH for r, o in all_high) / max(1, len(all_high))
+    found_high = sum(type_level(o, r["type"]) >= HIGH for r, o in all_high)
+    recall_high = found_high / max(1, len(all_high))
 
     by_level = []
     for level in ("low", "medium", "high", "critical"):
@@ -227,7 +246,10 @@ def example_tables(detector: RiskDetector, rows: list[dict], *, show_rows: bool,
         md.append("\nFalse alerts: " + "; ".join(
             f"「{r['text'][:40]}」 → " + ",".join(f"{f.type}:{f.level.value}" for f in o.flags if f.level.rank >= HIGH)
             for r, o in false_alerts))
-    summary = {"recall_high": recall_high, "false_alert_rate": len(false_alerts) / max(1, len(negatives)), "exact": exact}
+    summary = {
+        "recall_high": recall_high, "false_alert_rate": len(false_alerts) / max(1, len(negatives)), "exact": exact,
+        "found_high": found_high, "gold_high": len(all_high), "false_alerts": len(false_alerts), "negatives": len(negatives),
+    }
     return "\n".join(md), summary
 
 
@@ -298,23 +320,47 @@ def semantic_table(detector: RiskDetector, sets: dict[str, list[dict]]) -> str:
         return "This detector has no semantic head."
     off = copy.copy(detector)
     off.semantic_threshold = 1.01  # the same fitted parts; no probability reaches it
+    off.level_model_ = None  # the level model was trained on the head's raises: judge the head without it
+    plain = copy.copy(detector)
+    plain.level_model_ = None
+    return on_off_table(off, plain, sets, ("recall ≥ high, rules + n-grams", "+ semantic head"))
+
+
+def level_table(detector: RiskDetector, sets: dict[str, list[dict]]) -> str:
+    """The same with the level model off and on."""
+    if getattr(detector, "level_model_", None) is None:
+        return "This detector has no level model."
+    off = copy.copy(detector)
+    off.level_model_ = None
+    return on_off_table(off, detector, sets, ("recall ≥ high, without", "with the level model"))
+
+
+def on_off_table(off: RiskDetector, on: RiskDetector, sets: dict[str, list[dict]], names: tuple[str, str]) -> str:
     table = []
+    pooled = {"off": [0, 0, 0, 0], "on": [0, 0, 0, 0]}
     for name, rows in sets.items():
         if not rows:
             table.append([name, "–", "absent", "", "", ""])
             continue
         _, before = example_tables(off, rows, show_rows=False)
-        _, after = example_tables(detector, rows, show_rows=False)
+        _, after = example_tables(on, rows, show_rows=False)
         negatives = sum(r["level"] == "none" for r in rows)
         table.append([
             name, f"{len(rows) - negatives} + {negatives}",
             f"{before['recall_high']:.3f}", f"**{after['recall_high']:.3f}**",
             f"{before['false_alert_rate']:.1%}", f"**{after['false_alert_rate']:.1%}**",
         ])
-    return markdown_table(
-        ["set", "rows (pos + neg)", "recall ≥ high, rules + n-grams", "+ semantic head", "false alerts before", "after"],
-        table,
-    )
+        if name.startswith("blind"):
+            for key, summary in (("off", before), ("on", after)):
+                pooled[key] = [a + b for a, b in zip(pooled[key], (
+                    summary["found_high"], summary["gold_high"], summary["false_alerts"], summary["negatives"]))]
+    if pooled["on"][1]:
+        off_, on_ = pooled["off"], pooled["on"]
+        table.append([
+            "blind sets pooled", "",
+            f"{off_[0] / off_[1]:.3f}", f"**{on_[0] / on_[1]:.3f}**", f"{off_[2] / off_[3]:.1%}", f"**{on_[2] / on_[3]:.1%}**",
+        ])
+    return markdown_table(["set", "rows (pos + neg)", names[0], names[1], "false alerts before", "after"], table)
 
 
 def _predicted(row, out) -> int:
@@ -393,8 +439,9 @@ def semantic_cost(detector: RiskDetector, texts: list[str]) -> str:
     return (
         f"Without the semantic head (USE never run): {wall_off:.2f} ms wall-clock ({cpu_off:.2f} ms CPU); with it: "
         f"{wall_on:.2f} ms ({cpu_on:.2f} ms CPU). USE read {read[0] if read else 0} of the {len(texts)} petitions "
-        f"(first {detector.semantic_max_chars} folded characters): those with no flag at high, at least "
-        f"{detector.semantic_min_chars} Chinese characters, and a risk word or an n-gram P(type) ≥ {detector.semantic_gate}. "
+        f"(first {detector.semantic_max_chars} folded characters): those with at least "
+        f"{detector.semantic_min_chars} Chinese characters and a risk word or an n-gram P(type) ≥ {detector.semantic_gate}. "
+        "The level model's step is included in both figures. "
         "In the service every petition is encoded once anyway, for the duplicate index (in the encoder's own process), "
         "and the head reads that vector from the encoder's cache: there the risk step costs about the figure without "
         "the head. Each timed run starts with the encoder's cache empty."
@@ -449,6 +496,12 @@ def main() -> None:
         "train_extra hold-out": load_extra(corpora, part="holdout"),
         **{f"blind (val_blind{n})": read_blind(path) or [] for n, path in blind_paths.items()},
     })
+    level_md = level_table(detector, {
+        "val": load_examples(corpora, split="val"),
+        "val2": load_examples(corpora, split="val2"),
+        "train_extra hold-out": load_extra(corpora, part="holdout"),
+        **{f"blind (val_blind{n})": read_blind(path) or [] for n, path in blind_paths.items()},
+    })
     weibo_md = weibo_table(detector, shared)
     ordinary_md, (ms_long, cpu_long) = ordinary_table(detector, shared, args.show_alerts)
     val_texts = [r["text"] for r in load_examples(corpora, split="val")]
@@ -483,6 +536,14 @@ def main() -> None:
         "by a 5-fold cross-validation of the whole detector over all training rows in the fourth round; the "
         "train_extra hold-out and the blind sets chose nothing.",
         semantic_md,
+        "### Level model off and on",
+        "Same detector without and with its level model (a logistic regression over what the other parts found, "
+        "trained on their out-of-fold outputs over the authored training rows; `RiskLevelModel`). Its threshold "
+        f"({detector.level_threshold}) was chosen on a nested 5-fold cross-validation over the eighth round's training rows: the "
+        "lowest whose false-alert rate was no higher than the detector's without it (recall 0.925 → 0.952, false "
+        "alerts 2.3 % → 2.2 % there). The held-out splits and the blind sets chose nothing; val_blind8 was first "
+        "scored with it after it was fixed.",
+        level_md,
         "### Self-harm classifier", weibo_md,
         "### Ordinary petitions", ordinary_md,
         "### Time",

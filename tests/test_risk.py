@@ -11,11 +11,12 @@ import csv
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from triage.errors import BundleError, NotFitted
+from triage.errors import BundleError, DataError, NotFitted
 from triage.risk import RiskDetector
-from triage.risk_model import PETITION_LEVEL_TO_SCALE, fold, load_examples
+from triage.risk_model import PETITION_LEVEL_TO_SCALE, RiskLevelModel, fold, load_examples
 from triage.schemas import RiskLevel, RiskOut
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -390,3 +391,99 @@ def test_a_film_title_names_a_film_but_a_post_s_own_title_is_read(detector):
     film, post = detector.detect(["社区要放映《今晚跳楼》这部片子", "留言：标题《小区楼道煤气味好几天了》 内容：请尽快处理"])
     assert film.level < RiskLevel.high
     assert flag(post, "public_safety").level >= RiskLevel.high
+
+
+# ------------------------------------------------------------------------------------------ level model
+
+
+def _constant_level_model(detector: RiskDetector, probability: float) -> RiskLevelModel:
+    """A fitted level model whose answer is `probability` for every (text, type): the detector's own handling of it
+    (what may be lowered, what may be raised, which evidence is cited) is what these tests look at."""
+    width = len(
+        RiskLevelModel.features(
+            detector.types, "violence", final=0, rule=0, suppressed=False, eligible=True, length=1, plan=None,
+            other_high=False, ngram=None, semantic=None,
+        )
+    )
+    model = RiskLevelModel().fit([[0.0] * width, [1.0] * width], [0, 1])
+    model.coef_ = np.zeros(width)
+    model.intercept_ = float(np.log(probability / (1 - probability)))
+    return model
+
+
+def test_the_level_model_lowers_a_high_it_does_not_believe_but_never_a_critical(detector):
+    high, critical = "再不解决我就从楼上跳下去", "我已经站在楼顶了，今晚就跳下去"
+    plain = detector.detect([high, critical])
+    assert flag(plain[0], "self_harm").level == RiskLevel.high
+    assert flag(plain[1], "self_harm").level == RiskLevel.critical
+    doubting = copy.copy(detector)
+    doubting.level_model_ = _constant_level_model(detector, 0.01)
+    lowered, kept = doubting.detect([high, critical])
+    assert flag(lowered, "self_harm").level == RiskLevel.medium
+    assert flag(lowered, "self_harm").evidence  # the words are still shown at medium
+    assert flag(kept, "self_harm").level == RiskLevel.critical
+
+
+def test_the_level_model_does_not_lower_a_high_reached_through_an_evasive_spelling(detector):
+    """The classifiers read zisha and 自sha as written, so their doubt carries nothing there."""
+    doubting = copy.copy(detector)
+    doubting.level_model_ = _constant_level_model(detector, 0.01)
+    for text in ("我想zisha", "再不解决我就自sha"):
+        assert flag(detector.detect([text])[0], "self_harm").level == RiskLevel.high
+        assert flag(doubting.detect([text])[0], "self_harm").level == RiskLevel.high, text
+    assert flag(doubting.detect(["我想自杀"])[0], "self_harm").level == RiskLevel.medium  # written plainly: lowered
+
+
+def test_the_level_model_raises_with_evidence_but_never_past_a_negation(detector):
+    medium, negated = "上个月电梯困过人，一直没有修好", "我不会想不开的，就是想问问补偿的事"
+    assert flag(detector.detect([medium])[0], "public_safety").level == RiskLevel.medium
+    eager = copy.copy(detector)
+    eager.level_model_ = _constant_level_model(detector, 0.99)
+    raised, kept = eager.detect([medium, negated])
+    found = flag(raised, "public_safety")
+    assert found.level == RiskLevel.high
+    assert found.evidence and all(medium[e.start : e.end] == e.text for e in found.evidence)
+    assert (flag(kept, "self_harm") or RiskOut()).level < RiskLevel.high
+
+
+def test_level_training_rows_label_only_what_the_rows_say(detector):
+    rows = [
+        {"text": "再不给钱我就拿刀去找包工头算账", "type": "violence", "level": "high"},
+        {"text": "这家店的菜辣得要命", "type": "violence", "level": "none"},
+        {"text": "去年跟邻居打过一架", "type": "violence", "level": "medium"},
+    ]
+    features, labels = detector.level_training_rows(rows)
+    # the positive: its own type only (labelled 1); the hard negative: every type (0); the medium: its type (0)
+    assert len(features) == len(labels) == 1 + len(detector.types) + 1
+    assert labels[0] == 1 and sum(labels) == 1
+
+
+def test_a_level_model_is_saved_and_loaded_with_the_detector(detector, tmp_path):
+    with_model = copy.copy(detector)
+    with_model.level_model_ = _constant_level_model(detector, 0.2)
+    loaded = RiskDetector.load(with_model.save(tmp_path / "risk"))
+    assert np.allclose(loaded.level_model_.predict_proba([[0.5] * len(loaded.level_model_.coef_)]), 0.2)
+    texts = ["再不解决我就从楼上跳下去", "楼道里一股煤气味已经两天了", "气死我了"]
+    assert [o.model_dump() for o in loaded.detect(texts)] == [o.model_dump() for o in with_model.detect(texts)]
+
+
+def test_the_level_model_refuses_one_sided_rows_and_answers_only_when_fitted():
+    with pytest.raises(DataError):
+        RiskLevelModel().fit([[0.0, 1.0], [1.0, 0.0]], [0, 0])
+    with pytest.raises(NotFitted):
+        RiskLevelModel().predict_proba([[0.0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("text", "live"),
+    [
+        ("听说隔壁拆迁给了三百万，我也不想活了", True),  # the report ends; the petitioner speaks of themselves
+        ("我家的猫丢了，我也不想活了", True),
+        ("新闻里说有人跳楼，我看了很难受", False),  # the cue is still inside the report
+        ("听说有人跳楼了，我们小区的人都很害怕", False),
+    ],
+)
+def test_reported_speech_ends_where_the_petitioner_speaks_again(detector, text, live):
+    found = flag(detector.detect([text])[0], "self_harm")
+    assert found is not None
+    assert (found.level >= RiskLevel.high) is live

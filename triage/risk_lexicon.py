@@ -414,8 +414,16 @@ def _suppressed(folded: str, hit: Hit, mods, sent, clause, windows: Windows) -> 
         _outside(mods.get("reported", []), media), max(sent[0], hit.start - windows.reported), hit.start, before=True
     )
     if reported is not None:
+        if reported[1] <= clause[0] and _speaker_again(folded[clause[0] : hit.start]):
+            return False  # 听说隔壁拆迁给了三百万，我也不想活了: the report ended, the petitioner speaks of themselves
         return not (has_intent(folded[reported[1] : hit.start]) or close_person_speaks(folded, mods, sent, reported, hit))
     return False
+
+
+def _speaker_again(clause_head: str) -> bool:
+    """A clause opened by the petitioner ('我…', not '我们…', which is as often the story's crowd as the group)."""
+    head = clause_head.lstrip(" ，,、")
+    return head.startswith("我") and not head.startswith("我们")
 
 
 def _outside(spans: list[tuple[int, int]], others: list[tuple[int, int]]) -> list[tuple[int, int]]:

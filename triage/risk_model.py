@@ -177,12 +177,13 @@ def ordinary_petitions(data_dir, *, limit: int = 1500, seed: int = 0) -> list[st
     return texts[:limit]
 
 
-def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000) -> tuple[list[str], list[str]]:
+def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000, rows=None) -> tuple[list[str], list[str]]:
     """Folded texts and their type label ('none' for negatives) for RiskTypeClassifier: our authored training rows
     (`training_rows`; high and critical count for their type: what the classifier may raise is an alert) plus ordinary petitions
-    (`ordinary` of them whole, by title and by one sentence; every other title of the routing train file)."""
+    (`ordinary` of them whole, by title and by one sentence; every other title of the routing train file). `rows`:
+    authored rows to use instead of `training_rows` (a fold of them)."""
     texts, labels = [], []
-    for row in training_rows(corpora_dir):
+    for row in training_rows(corpora_dir) if rows is None else rows:
         texts.append(fold(row["text"])[0])
         labels.append(row["type"] if row["level"] in ("high", "critical") else "none")
     # Ordinary petitions as negatives, whole and cut short: a title or one sentence is as short as a hotline
@@ -198,10 +199,10 @@ def type_training_set(data_dir, corpora_dir, *, ordinary: int = 2000) -> tuple[l
     return texts, labels
 
 
-def self_harm_training_set(data_dir, corpora_dir, *, ordinary: int = 1500) -> tuple[list[str], list[int]]:
-    """Weibo train split + our authored training rows (`training_rows`) + ordinary petitions at level 0."""
+def self_harm_training_set(data_dir, corpora_dir, *, ordinary: int = 1500, rows=None) -> tuple[list[str], list[int]]:
+    """Weibo train split + our authored training rows (`training_rows`, or `rows`) + ordinary petitions at level 0."""
     texts, levels, _, _ = weibo_split(data_dir)
-    for row in training_rows(corpora_dir):
+    for row in training_rows(corpora_dir) if rows is None else rows:
         texts.append(row["text"])
         levels.append(PETITION_LEVEL_TO_SCALE[row["level"]] if row["type"] == "self_harm" else 0)
     extra = ordinary_petitions(data_dir, limit=ordinary)
@@ -318,12 +319,13 @@ def sentence_spans(text: str, *, min_chars: int = 2) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in _SENTENCE.finditer(text) if len(m.group().strip()) >= min_chars]
 
 
-def semantic_training_set(data_dir, corpora_dir, *, ordinary: int = 3000, ordinary_weight: float = 1 / 3):
+def semantic_training_set(data_dir, corpora_dir, *, ordinary: int = 3000, ordinary_weight: float = 1 / 3, rows=None):
     """Texts, labels and sample weights for SemanticRiskClassifier: our authored training rows (`training_rows`; a
     type's high and critical rows are that type, everything else 'none'), plus `ordinary` routing
     petitions as 'none', each as its title, its first characters and one sentence from its middle. The ordinary
-    pieces weigh `ordinary_weight` each: there are many of them, and the hard negatives must not drown."""
-    rows = training_rows(corpora_dir)
+    pieces weigh `ordinary_weight` each: there are many of them, and the hard negatives must not drown. `rows`:
+    authored rows to use instead of `training_rows`."""
+    rows = training_rows(corpora_dir) if rows is None else rows
     texts = [r["text"] for r in rows]
     labels = [r["type"] if r["level"] in ("high", "critical") else "none" for r in rows]
     weights = [1.0] * len(rows)
@@ -341,6 +343,7 @@ def semantic_training_set(data_dir, corpora_dir, *, ordinary: int = 3000, ordina
 TRAINING_FILES = (
     "val_blind.csv", "train_round4_a.csv", "train_round4_b.csv", "train_round5_neg.csv", "train_round5_pos.csv",
     "train_round6_a.csv", "train_round6_b.csv", "train_round7_a.csv", "train_round7_b.csv", "train_round8.csv",
+    "train_round9.csv",
 )
 """More authored rows that only train (text, type, level; other columns ignored): the former dev set, written by
 another engineer without seeing the detector and read for fixes in the third round; two files written for the
@@ -350,7 +353,7 @@ positives in indirect wording (euphemism, logistics, what one sees or smells); t
 escalation and vulnerable positives told by circumstance, and self-harm, gathering and public-safety hard
 negatives; two for the seventh: plainly stated positives in many wordings, and long ordinary complaints that
 mention risk words in passing; one for the eighth: firm intents without a date, and hyperbole with the strongest
-risk words."""
+risk words; one for the ninth: near-twins on both sides of the line between medium and high."""
 
 
 def training_rows(corpora_dir) -> list[dict[str, str]]:
@@ -399,3 +402,92 @@ def load_extra(corpora_dir, *, part: str = "train") -> list[dict[str, str]]:
         if part == "all" or (part == "holdout") == held:
             out.append(row)
     return out
+
+
+class RiskLevelModel:
+    """The alert decision per (text, type), learned over what the other parts found.
+
+    Each part of the detector has its own threshold, set by hand or by a search over a few values: the rules say
+    high where a cue meets a booster, the n-gram classifier where P(type) ≥ 0.6, the semantic head where its P ≥ 0.5.
+    This model reads them together — the level the pipeline reached and the level the rules alone gave, both
+    classifiers' probabilities (missing where a part did not read the text), whether the rules saw that type's words
+    only negated or reported, the text's length and the self-harm plan probability — and gives P(the type is at
+    high or above). It is trained on out-of-fold outputs (`train_detector`: each authored row scored by a detector
+    that did not train on it), so it learns how far each part can be trusted on text it has not seen: an n-gram
+    P of 0.45 next to a rule's medium is an alert, a rule's high with both classifiers silent often is not.
+
+    A logistic regression over standardised features: P for a handful of pairs is a dot product (microseconds),
+    and its weights can be read.
+    """
+
+    LEVELS = 5
+
+    def __init__(self, *, c: float = 1.0):
+        self.c = c
+
+    @staticmethod
+    def features(
+        types: Sequence[str],
+        name: str,
+        *,
+        final: int,
+        rule: int,
+        suppressed: bool,
+        eligible: bool,
+        length: int,
+        plan: float | None,
+        other_high: bool,
+        ngram: float | None,
+        semantic: float | None,
+    ) -> list[float]:
+        """One row: `final` the pipeline's level for `name`, `rule` the rules' alone, `ngram`/`semantic` P(name) of
+        the two classifiers or None where they did not read the text, `plan` the self-harm P(plan named) or None."""
+        nan = float("nan")
+        return RiskLevelModel.feature_matrix(
+            types, [name], final=[final], rule=[rule], suppressed=[suppressed], eligible=[eligible], length=[length],
+            plan=[nan if plan is None else plan], other_high=[other_high],
+            ngram=[nan if ngram is None else ngram], semantic=[nan if semantic is None else semantic],
+        )[0].tolist()
+
+    @staticmethod
+    def feature_matrix(types: Sequence[str], names: Sequence[str], **columns) -> np.ndarray:
+        """`features` for many (text, type) pairs at once: one array-like per keyword, NaN where a part did not
+        read the text (ngram, semantic, plan)."""
+        kind = (np.asarray(names, dtype=object)[:, None] == np.asarray(types, dtype=object)[None, :]).astype(float)
+        eye = np.eye(RiskLevelModel.LEVELS)
+        final = eye[np.asarray(columns["final"], dtype=int)]
+        rule = eye[np.asarray(columns["rule"], dtype=int)]
+        ngram, semantic, plan = (np.asarray(columns[k], dtype=float) for k in ("ngram", "semantic", "plan"))
+        ng_missing, se_missing = np.isnan(ngram), np.isnan(semantic)
+        logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))  # noqa: E731
+        ng = np.where(ng_missing, 0.0, logit(np.nan_to_num(ngram)))
+        se = np.where(se_missing, 0.0, logit(np.nan_to_num(semantic)))
+        is_self_harm = np.asarray([n == "self_harm" for n in names])
+        plan_value = np.where(np.isnan(plan) | ~is_self_harm, 0.0, np.nan_to_num(plan))
+        scalars = np.column_stack([
+            ng, ng_missing, se, se_missing, ng * se / 10,
+            np.asarray(columns["suppressed"], dtype=float), np.asarray(columns["eligible"], dtype=float),
+            np.log1p(np.asarray(columns["length"], dtype=float)),
+            plan_value, np.isnan(plan), np.asarray(columns["other_high"], dtype=float),
+        ])
+        return np.hstack([final, rule, kind, scalars, ng[:, None] * kind, se[:, None] * kind])
+
+    def fit(self, rows: Sequence[Sequence[float]], labels: Sequence[int]) -> "RiskLevelModel":
+        x = np.asarray(rows, dtype=float)
+        y = np.asarray(labels, dtype=int)
+        if len(set(y.tolist())) < 2:
+            raise DataError("the level model needs rows at high or above and rows below")
+        self.mean_ = x.mean(axis=0)
+        self.scale_ = x.std(axis=0)
+        self.scale_[self.scale_ == 0] = 1.0
+        model = LogisticRegression(C=self.c, max_iter=5000).fit((x - self.mean_) / self.scale_, y)
+        self.coef_ = model.coef_[0]
+        self.intercept_ = float(model.intercept_[0])
+        return self
+
+    def predict_proba(self, rows: Sequence[Sequence[float]]) -> np.ndarray:
+        """P(high or above) per row."""
+        if not hasattr(self, "coef_"):
+            raise NotFitted("RiskLevelModel is not fitted")
+        x = np.asarray(rows, dtype=float).reshape(-1, len(self.coef_))
+        return 1.0 / (1.0 + np.exp(-(((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_)))
