@@ -97,13 +97,21 @@ HISTORY = [
     ["val_blind6 after the eighth round", "400 (240 + 160)", "0.965", "5.0 %"],
     ["val_blind7 after the eighth round", "400 (240 + 160)", "0.931", "3.8 %"],
     ["val_blind8 (new blind set), first look, the eighth round's detector", "400 (240 + 160)", "0.917", "1.2 %"],
-    ["val_blind8, first look at the ninth round's detector (level model, 480 rows)", "400 (240 + 160)", "0.938", "0.0 %"],
-    ["val_blind7 after the ninth round", "400 (240 + 160)", "0.972", "1.9 %"],
-    ["val_blind6 after the ninth round", "400 (240 + 160)", "0.979", "3.1 %"],
-    ["val_blind5 after the ninth round", "400 (240 + 160)", "0.951", "1.2 %"],
-    ["val_blind4 after the ninth round", "400 (240 + 160)", "0.958", "2.5 %"],
-    ["val_blind3 after the ninth round", "400 (240 + 160)", "0.972", "4.4 %"],
-    ["val_blind2 after the ninth round", "400 (240 + 160)", "0.944", "1.9 %"],
+    ["val_blind8, first look at the ninth round's first bundle (level model, 480 rows)", "400 (240 + 160)", "0.938", "0.0 %"],
+    ["val_blind7, the ninth round's first bundle", "400 (240 + 160)", "0.972", "1.9 %"],
+    ["val_blind6, the ninth round's first bundle", "400 (240 + 160)", "0.979", "3.1 %"],
+    ["val_blind5, the ninth round's first bundle", "400 (240 + 160)", "0.951", "1.2 %"],
+    ["val_blind4, the ninth round's first bundle", "400 (240 + 160)", "0.958", "2.5 %"],
+    ["val_blind3, the ninth round's first bundle", "400 (240 + 160)", "0.972", "4.4 %"],
+    ["val_blind2, the ninth round's first bundle", "400 (240 + 160)", "0.944", "1.9 %"],
+    ["val_blind5, same bundle, evasive spellings never lowered (prompted by the API tests)", "400 (240 + 160)", "0.958", "1.2 %"],
+    ["val_blind8, the ninth round's final bundle (level model on texts the head reads, threshold 0.3)", "400 (240 + 160)", "0.931", "0.0 %"],
+    ["val_blind7, the ninth round's final bundle", "400 (240 + 160)", "0.972", "1.2 %"],
+    ["val_blind6, the ninth round's final bundle", "400 (240 + 160)", "0.979", "3.1 %"],
+    ["val_blind5, the ninth round's final bundle", "400 (240 + 160)", "0.958", "1.2 %"],
+    ["val_blind4, the ninth round's final bundle", "400 (240 + 160)", "0.938", "2.5 %"],
+    ["val_blind3, the ninth round's final bundle", "400 (240 + 160)", "0.972", "3.8 %"],
+    ["val_blind2, the ninth round's final bundle", "400 (240 + 160)", "0.944", "1.2 %"],
 ]
 # Second round of work (2026-11-25): val2 was written first and never trained on; its rows are not printed. The
 # rule changes of that round were drawn from new train rows and from the issue's own list of val misses
@@ -137,11 +145,14 @@ HISTORY = [
 # over the six blind sets the pooled figures then moved from 0.939 / 4.9 % to 0.939 / 5.4 % (one row here or there).
 # Ninth round: val_blind8.csv written first (and its explicit/inferred judgement by another annotator) and scored
 # once with the eighth round's detector. Then the level model (RiskLevelModel: one logistic regression over what
-# every part found, trained on out-of-fold outputs; threshold 0.25 from a nested 5-fold CV over the training rows,
-# the lowest whose false-alert rate stayed at the detector's own: recall 0.925 → 0.952, false alerts 2.3 % → 2.2 %),
-# 480 rows on the medium/high line (kept by the CV that scores only the other rows: 0.952 → 0.955 with the level
-# model, false alerts 2.2 → 2.3 %), one rule fix from their false alerts (跳河救人) and one general reading rule (a
-# report ends where the petitioner speaks again). All of it was fixed before any blind set was scored again.
+# every part found, trained on out-of-fold outputs), 480 rows on the medium/high line (kept by the CV that scores
+# only the other rows: 0.952 → 0.955 with the level model, false alerts 2.2 → 2.3 %), one rule fix from their false
+# alerts (跳河救人) and one general reading rule (a report ends where the petitioner speaks again); the first such
+# bundle was scored on the blind sets (the "first look at the ninth round's detector" rows). Probing it with short
+# plain sentences (not blind rows) then showed it lowered 我要自杀 or 着火了: it now reads only texts the semantic
+# head reads, and a threat against the petitioner (老公说要杀了我) got violence patterns. Its threshold was chosen
+# again on the nested CV with that code (0.3: recall 0.919 → 0.946, false alerts 2.2 % → 2.0 %), before the blind
+# sets were scored again.
 # After round 4's first look only train-derived changes were made (urgent calls and a few critical boosters, from
 # train rows that reached high instead of critical); the figures above the history are the second look.
 
@@ -164,8 +175,8 @@ BLIND_NOTES = {
        "detector (0.917 recall, 4.4 % false alerts); then after the eighth and ninth rounds, whose rows it did not "
        "choose. Aggregates only.",
     8: "Written at the start of the ninth round, same conditions, and scored first with the eighth round's "
-       "detector (0.917 recall, 1.2 % false alerts); then once with the ninth round's (level model and 480 rows), "
-       "decided before it was scored. The least used blind set. Aggregates only.",
+       "detector (0.917 recall, 1.2 % false alerts); then with the ninth round's first bundle (0.938, 0.0 %) and "
+       "its final one (below), each decided before it was scored. The least used blind set. Aggregates only.",
 }
 
 
@@ -539,10 +550,11 @@ def main() -> None:
         "### Level model off and on",
         "Same detector without and with its level model (a logistic regression over what the other parts found, "
         "trained on their out-of-fold outputs over the authored training rows; `RiskLevelModel`). Its threshold "
-        f"({detector.level_threshold}) was chosen on a nested 5-fold cross-validation over the eighth round's training rows: the "
-        "lowest whose false-alert rate was no higher than the detector's without it (recall 0.925 → 0.952, false "
-        "alerts 2.3 % → 2.2 % there). The held-out splits and the blind sets chose nothing; val_blind8 was first "
-        "scored with it after it was fixed.",
+        f"({detector.level_threshold}) was chosen on a nested 5-fold cross-validation over the training rows: the "
+        "lowest whose false-alert rate was no higher than the detector's without it (recall 0.919 → 0.946, false "
+        "alerts 2.2 % → 2.0 % there; 0.25 gave 0.952 with one false alert more). It reads only texts the semantic "
+        "head reads. The held-out splits and the blind sets chose nothing; val_blind8 was first scored with it after "
+        "it was fixed.",
         level_md,
         "### Self-harm classifier", weibo_md,
         "### Ordinary petitions", ordinary_md,

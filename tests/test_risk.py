@@ -411,59 +411,67 @@ def _constant_level_model(detector: RiskDetector, probability: float) -> RiskLev
     return model
 
 
-def test_the_level_model_lowers_a_high_it_does_not_believe_but_never_a_critical(detector):
-    high, critical = "再不解决我就从楼上跳下去", "我已经站在楼顶了，今晚就跳下去"
-    plain = detector.detect([high, critical])
+def _with_level_model(detector: RiskDetector, probability: float) -> RiskDetector:
+    out = copy.copy(detector)
+    out.level_model_ = _constant_level_model(detector, probability)
+    return out
+
+
+def test_the_level_model_lowers_a_high_it_does_not_believe_but_never_a_critical(semantic_detector):
+    high, critical = "再不解决我就从楼上跳下去，说到做到", "我已经站在楼顶了，今晚就跳下去"
+    plain = semantic_detector.detect([high, critical])
     assert flag(plain[0], "self_harm").level == RiskLevel.high
     assert flag(plain[1], "self_harm").level == RiskLevel.critical
-    doubting = copy.copy(detector)
-    doubting.level_model_ = _constant_level_model(detector, 0.01)
-    lowered, kept = doubting.detect([high, critical])
+    lowered, kept = _with_level_model(semantic_detector, 0.01).detect([high, critical])
     assert flag(lowered, "self_harm").level == RiskLevel.medium
     assert flag(lowered, "self_harm").evidence  # the words are still shown at medium
     assert flag(kept, "self_harm").level == RiskLevel.critical
 
 
-def test_the_level_model_does_not_lower_a_high_reached_through_an_evasive_spelling(detector):
+def test_the_level_model_leaves_texts_too_short_for_the_semantic_head_to_the_rules(semantic_detector):
+    doubting = _with_level_model(semantic_detector, 0.01)
+    for text in ("我要自杀", "着火了", "电梯困人"):  # fewer Chinese characters than semantic_min_chars
+        assert doubting.detect([text])[0].level == semantic_detector.detect([text])[0].level == RiskLevel.high, text
+
+
+def test_the_level_model_does_not_lower_a_high_reached_through_an_evasive_spelling(semantic_detector):
     """The classifiers read zisha and 自sha as written, so their doubt carries nothing there."""
-    doubting = copy.copy(detector)
-    doubting.level_model_ = _constant_level_model(detector, 0.01)
-    for text in ("我想zisha", "再不解决我就自sha"):
-        assert flag(detector.detect([text])[0], "self_harm").level == RiskLevel.high
+    doubting = _with_level_model(semantic_detector, 0.01)
+    for text in ("工资拖了半年，我真的想zisha了", "再不解决工资的事我就自sha"):
+        assert flag(semantic_detector.detect([text])[0], "self_harm").level == RiskLevel.high, text
         assert flag(doubting.detect([text])[0], "self_harm").level == RiskLevel.high, text
-    assert flag(doubting.detect(["我想自杀"])[0], "self_harm").level == RiskLevel.medium  # written plainly: lowered
+    plain = "工资拖了半年，我真的想自杀了"  # written plainly: lowered
+    assert flag(doubting.detect([plain])[0], "self_harm").level == RiskLevel.medium
 
 
-def test_the_level_model_raises_with_evidence_but_never_past_a_negation(detector):
+def test_the_level_model_raises_with_evidence_but_never_past_a_negation(semantic_detector):
     medium, negated = "上个月电梯困过人，一直没有修好", "我不会想不开的，就是想问问补偿的事"
-    assert flag(detector.detect([medium])[0], "public_safety").level == RiskLevel.medium
-    eager = copy.copy(detector)
-    eager.level_model_ = _constant_level_model(detector, 0.99)
-    raised, kept = eager.detect([medium, negated])
+    assert flag(semantic_detector.detect([medium])[0], "public_safety").level == RiskLevel.medium
+    raised, kept = _with_level_model(semantic_detector, 0.99).detect([medium, negated])
     found = flag(raised, "public_safety")
     assert found.level == RiskLevel.high
     assert found.evidence and all(medium[e.start : e.end] == e.text for e in found.evidence)
     assert (flag(kept, "self_harm") or RiskOut()).level < RiskLevel.high
 
 
-def test_level_training_rows_label_only_what_the_rows_say(detector):
+def test_level_training_rows_label_only_what_the_rows_say(semantic_detector):
     rows = [
         {"text": "再不给钱我就拿刀去找包工头算账", "type": "violence", "level": "high"},
-        {"text": "这家店的菜辣得要命", "type": "violence", "level": "none"},
-        {"text": "去年跟邻居打过一架", "type": "violence", "level": "medium"},
+        {"text": "新闻里说有人跳楼，我们小区天台门要锁好", "type": "self_harm", "level": "none"},
+        {"text": "邻居说会让我付出代价的，我有点担心", "type": "violence", "level": "medium"},
+        {"text": "我要杀了他", "type": "violence", "level": "high"},  # too short for the semantic head: left out
     ]
-    features, labels = detector.level_training_rows(rows)
+    features, labels = semantic_detector.level_training_rows(rows)
     # the positive: its own type only (labelled 1); the hard negative: every type (0); the medium: its type (0)
-    assert len(features) == len(labels) == 1 + len(detector.types) + 1
+    assert len(features) == len(labels) == 1 + len(semantic_detector.types) + 1
     assert labels[0] == 1 and sum(labels) == 1
 
 
-def test_a_level_model_is_saved_and_loaded_with_the_detector(detector, tmp_path):
-    with_model = copy.copy(detector)
-    with_model.level_model_ = _constant_level_model(detector, 0.2)
+def test_a_level_model_is_saved_and_loaded_with_the_detector(semantic_detector, tmp_path):
+    with_model = _with_level_model(semantic_detector, 0.2)
     loaded = RiskDetector.load(with_model.save(tmp_path / "risk"))
     assert np.allclose(loaded.level_model_.predict_proba([[0.5] * len(loaded.level_model_.coef_)]), 0.2)
-    texts = ["再不解决我就从楼上跳下去", "楼道里一股煤气味已经两天了", "气死我了"]
+    texts = ["再不解决我就从楼上跳下去，说到做到", "楼道里一股煤气味已经两天了", "气死我了"]
     assert [o.model_dump() for o in loaded.detect(texts)] == [o.model_dump() for o in with_model.detect(texts)]
 
 
@@ -487,3 +495,21 @@ def test_reported_speech_ends_where_the_petitioner_speaks_again(detector, text, 
     found = flag(detector.detect([text])[0], "self_harm")
     assert found is not None
     assert (found.level >= RiskLevel.high) is live
+
+
+@pytest.mark.parametrize(
+    ("text", "alert"),
+    [
+        ("我老公天天喝酒打我，说要杀了我", True),  # a threat against the petitioner is a person in danger
+        ("他扬言要弄死我，我不敢回家", True),
+        ("前夫一喝酒就打我", True),
+        ("他把我打得住院了，现在还天天堵我", True),
+        ("这个噪音要杀了我", False),  # hyperbole
+        ("还不如杀了我，这物业费交不起", False),
+        ("打死我也不搬", False),
+        ("他又打我电话催款", False),
+    ],
+)
+def test_threats_against_the_petitioner_are_violence_and_hyperbole_is_not(detector, text, alert):
+    found = flag(detector.detect([text])[0], "violence")
+    assert (found is not None and found.level >= RiskLevel.high) is alert

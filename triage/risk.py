@@ -46,8 +46,10 @@ How a level is reached:
    or above) from what steps 1–4 found (the level reached, the rules' own level, both classifiers' probabilities,
    negated or reported words, length, the plan probability), learned on out-of-fold outputs over our training rows.
    At `level_threshold` or above a type is high; below it, a high from steps 1–4 falls to medium. A critical stays
-   critical, and nothing is raised where the rules saw the type's words only negated, reported or hypothetical, or
-   where the person it needs is missing. Each part's threshold was set on its own; this one weighs them together.
+   critical, a high the rules reached through a pinyin or homophone spelling (自sha, zisha) is not lowered (the
+   classifiers read it as written), and nothing is raised where the rules saw the type's words only negated,
+   reported or hypothetical, or where the person it needs is missing. Each part's threshold was set on its own;
+   this one weighs them together.
 When in doubt the rules pick the higher level: recall first. Evidence offsets index the text as given.
 """
 
@@ -127,8 +129,8 @@ class RiskDetector:
         incident is medium.
     semantic_max_chars: the semantic head reads the first this many characters of the folded text.
     semantic_c: inverse regularisation of the semantic head.
-    level_threshold: with a level model (`train_detector`, `fit_level_model`), P(high or above) at which a type is
-        at high; below it a high the other parts gave falls to medium. A critical is never lowered.
+    level_threshold: with a level model (trained by `train_detector`), P(high or above) at which a type is at
+        high; below it a high the other parts gave falls to medium. A critical is never lowered.
     """
 
     def __init__(
@@ -159,7 +161,7 @@ class RiskDetector:
         semantic_past_veto: bool = True,
         semantic_max_chars: int = 400,
         semantic_c: float = 16.0,
-        level_threshold: float = 0.25,
+        level_threshold: float = 0.3,
     ):
         self.lexicon_path = lexicon_path
         self.booster_window = booster_window
@@ -434,7 +436,8 @@ class RiskDetector:
             evidence["self_harm"][2] = evidence["self_harm"][1]
 
     def _level_rows(self, folded: list, rules: list, plan: dict, parts: dict) -> tuple[list, np.ndarray]:
-        """The level model's input: one row per (text, type) of every text that has a rule result."""
+        """The level model's input: one row per (text, type) of every text the semantic head read (the level model
+        is neither trained nor applied on the others)."""
         types = self.lexicon_.types
         caps = self.lexicon_.caps
         nan = float("nan")
@@ -442,7 +445,7 @@ class RiskDetector:
         columns: dict[str, list] = {k: [] for k in (
             "final", "rule", "suppressed", "eligible", "length", "plan", "other_high", "ngram", "semantic")}
         for i, r in enumerate(rules):
-            if r is None:
+            if r is None or i not in parts["semantic"]:
                 continue
             levels, eligible = r[0], r[4]
             rule_levels, rule_live = parts["rules"][i]
@@ -466,9 +469,13 @@ class RiskDetector:
 
     def _apply_level_model(self, folded: list, rules: list, plan: dict, parts: dict) -> None:
         """Set each type's alert by the level model: at high where P(high or above) ≥ `level_threshold`, at medium
-        where the other parts said high and it is below. A critical stays; a type is never raised where the rules
-        saw its words only negated, reported or hypothetical, or where the person it needs is missing; and a high the
-        rules reached through an evasive spelling (自sha, 跳搂) is not lowered, since the classifiers cannot read it."""
+        where the other parts said high and it is below.
+
+        It reads only texts the semantic head read: on a few characters (我要自杀, 着火了) the n-grams' opinion means
+        little, and there the other parts decide alone, as without a level model. A critical stays; a high the rules
+        reached through a pinyin or homophone spelling (自sha, zisha) stays, since the classifiers read it as written.
+        Nothing is raised where the rules saw the type's words only negated, reported or hypothetical, or where the
+        person it needs is missing."""
         keys, rows = self._level_rows(folded, rules, plan, parts)
         if not keys:
             return
@@ -492,13 +499,14 @@ class RiskDetector:
                 unsuppressed.add(name)
             elif p < self.level_threshold and current == 3:
                 if self._evasive(folded[i][0], name, evidence.get(name, {}).get(3, [])):
-                    continue  # the classifiers read 自sha and 跳搂 as written: their doubt says nothing there
+                    continue  # the classifiers read 自sha as written: their doubt says nothing there
                 levels[name] = 2
                 cited = evidence.setdefault(name, {})
                 cited[2] = cited.get(3) or cited.get(2, [])
 
     def _evasive(self, folded: str, name: str, spans: list[tuple[int, int]]) -> bool:
-        """Whether a cited span of type `name` is a homophone or pinyin spelling of a cue (跳搂, 自sha, tiao lou)."""
+        """Whether a cited span of type `name` is a homophone or pinyin spelling of a cue (自sha, tiao lou);
+        two-character variants the lexicon lists itself (跳搂) are ordinary cues and the classifiers learn them."""
         if self.lexicon_.first_char_re is None or not spans:
             return False
         return any(
@@ -522,9 +530,9 @@ class RiskDetector:
         return []
 
     def level_training_rows(self, rows: Sequence[dict]) -> tuple[list, list[int]]:
-        """Level-model rows and labels for authored examples (`text, type, level`), scored without a level model: a
-        type is positive on a row whose gold type it is at high or critical; hard negatives give a negative for every
-        type; a positive's other types are left out (the row may well hold them too)."""
+        """Level-model rows and labels for authored examples (`text, type, level`) the semantic head reads, scored
+        without a level model: a type is positive on a row whose gold type it is at high or critical; hard negatives
+        give a negative for every type; a positive's other types are left out (the row may well hold them too)."""
         folded, rules, plan, parts = self._read([r["text"] for r in rows])
         keys, features = self._level_rows(folded, rules, plan, parts)
         out_rows, labels = [], []
