@@ -73,6 +73,7 @@ def test_issue_examples_are_high_with_their_type_and_evidence_that_slices_the_in
         "为了预防火灾，建议小区多配一些灭火器",
         "如果发生燃气泄漏怎么办？",
         "我家没有闻到煤气味，就是燃气灶打不着火",
+        "张大爷跳河救了落水的孩子，想帮他申请见义勇为",  # a rescue, not a plan
     ],
 )
 def test_named_hard_negatives_stay_below_high(detector, text):
