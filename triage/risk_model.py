@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 from scipy import sparse
+from scipy.special import expit
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -404,6 +405,11 @@ def load_extra(corpora_dir, *, part: str = "train") -> list[dict[str, str]]:
     return out
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p))
+
+
 class RiskLevelModel:
     """The alert decision per (text, type), learned over what the other parts found.
 
@@ -413,8 +419,9 @@ class RiskLevelModel:
     classifiers' probabilities (missing where a part did not read the text), whether the rules saw that type's words
     only negated or reported, the text's length and the self-harm plan probability — and gives P(the type is at
     high or above). It is trained on out-of-fold outputs (`train_detector`: each authored row scored by a detector
-    that did not train on it), so it learns how far each part can be trusted on text it has not seen: an n-gram
-    P of 0.45 next to a rule's medium is an alert, a rule's high with both classifiers silent often is not.
+    that did not train on it), so it learns how far each part can be trusted on text it has not seen. With the
+    shipped weights, a rule's high that both classifiers put at 0.02 gets P ≈ 0.07 (it falls to medium) and one
+    they put at 0.1 gets P ≈ 0.37 (it stays high). It is used only on texts the semantic head reads.
 
     A logistic regression over standardised features: P for a handful of pairs is a dot product (microseconds),
     and its weights can be read.
@@ -459,9 +466,8 @@ class RiskLevelModel:
         rule = eye[np.asarray(columns["rule"], dtype=int)]
         ngram, semantic, plan = (np.asarray(columns[k], dtype=float) for k in ("ngram", "semantic", "plan"))
         ng_missing, se_missing = np.isnan(ngram), np.isnan(semantic)
-        logit = lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))  # noqa: E731
-        ng = np.where(ng_missing, 0.0, logit(np.nan_to_num(ngram)))
-        se = np.where(se_missing, 0.0, logit(np.nan_to_num(semantic)))
+        ng = np.where(ng_missing, 0.0, _logit(np.nan_to_num(ngram)))
+        se = np.where(se_missing, 0.0, _logit(np.nan_to_num(semantic)))
         is_self_harm = np.asarray([n == "self_harm" for n in names])
         plan_value = np.where(np.isnan(plan) | ~is_self_harm, 0.0, np.nan_to_num(plan))
         scalars = np.column_stack([
@@ -490,4 +496,4 @@ class RiskLevelModel:
         if not hasattr(self, "coef_"):
             raise NotFitted("RiskLevelModel is not fitted")
         x = np.asarray(rows, dtype=float).reshape(-1, len(self.coef_))
-        return 1.0 / (1.0 + np.exp(-(((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_)))
+        return expit(((x - self.mean_) / self.scale_) @ self.coef_ + self.intercept_)
