@@ -557,3 +557,17 @@ def test_train_detector_builds_the_level_model_from_out_of_fold_outputs(tmp_path
     assert flag(out[0], "self_harm").level == RiskLevel.critical
     assert flag(out[1], "self_harm").level == RiskLevel.high  # too short for the level model: the rules decide
     assert out[2].level < RiskLevel.high
+
+
+@pytest.mark.parametrize(
+    ("text", "level"),
+    [
+        ("小区地下室有人私存大量汽油", RiskLevel.high),
+        ("隔壁违规存放液化气罐十几个", RiskLevel.high),
+        ("去年有人私存汽油，已被查处", RiskLevel.medium),  # past: capped at medium
+        ("加油站储存汽油是否合规", RiskLevel.none),
+    ],
+)
+def test_dangerous_goods_stored_where_people_live_are_a_public_safety_flag(detector, text, level):
+    found = flag(detector.detect([text])[0], "public_safety")
+    assert (found.level if found else RiskLevel.none) == level
