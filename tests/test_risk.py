@@ -571,3 +571,18 @@ def test_train_detector_builds_the_level_model_from_out_of_fold_outputs(tmp_path
 def test_dangerous_goods_stored_where_people_live_are_a_public_safety_flag(detector, text, level):
     found = flag(detector.detect([text])[0], "public_safety")
     assert (found.level if found else RiskLevel.none) == level
+
+
+@pytest.mark.parametrize(
+    ("text", "alert"),
+    [
+        ("楼道里一股煤气味已经两天了，该怎么办", True),  # asking for help with a hazard that is there now
+        ("家里着火了怎么办啊", True),
+        ("丈夫经常打我，我该怎么办", True),
+        ("如果燃气泄漏该怎么办", False),  # a hypothetical question
+        ("发生火灾时该怎么办", False),
+        ("遇到电梯困人该怎么办", False),
+    ],
+)
+def test_asking_what_to_do_about_a_danger_now_is_not_a_hypothetical_question(detector, text, alert):
+    assert (detector.detect([text])[0].level >= RiskLevel.high) is alert

@@ -408,6 +408,10 @@ def _suppressed(folded: str, hit: Hit, mods, sent, clause, windows: Windows) -> 
     after = near(_outside(mods.get("reported_after", []), media), hit.end, min(sent[1], hit.end + 8))
     if after is None and not has_intent(folded[sent[0] : hit.start]):  # 我就去跳河，到时候看谁负责 is a threat
         after = near(mods.get("hypothetical_after", []), hit.end, min(sent[1], hit.end + 20))
+        if after is None:  # 该怎么办 in the cue's own clause only: after a comma it asks for help with what is there
+            after = near(mods.get("appeal_after", []), hit.end, min(clause[1], hit.end + 20))
+            if after is not None and "了" in folded[hit.end : after[0]]:
+                after = None  # 家里着火了怎么办: a state now, not 发生火灾时怎么办
     if after is not None or near(mods.get("joking", []), sent[0], sent[1]) is not None:
         return True
     reported = near(
