@@ -131,6 +131,8 @@ class RiskDetector:
     semantic_c: inverse regularisation of the semantic head.
     level_threshold: with a level model (trained by `train_detector`), P(high or above) at which a type is at
         high; below it a high the other parts gave falls to medium. A critical is never lowered.
+    level_min_chars: the level model reads only texts the semantic head read that hold at least this many Chinese
+        characters; on shorter ones the other parts decide alone.
     """
 
     def __init__(
@@ -162,6 +164,7 @@ class RiskDetector:
         semantic_max_chars: int = 400,
         semantic_c: float = 16.0,
         level_threshold: float = 0.3,
+        level_min_chars: int = 8,
     ):
         self.lexicon_path = lexicon_path
         self.booster_window = booster_window
@@ -189,6 +192,7 @@ class RiskDetector:
         self.semantic_max_chars = semantic_max_chars
         self.semantic_c = semantic_c
         self.level_threshold = level_threshold
+        self.level_min_chars = level_min_chars
         self.level_model_ = None
         self._encoder = None
 
@@ -445,7 +449,7 @@ class RiskDetector:
         columns: dict[str, list] = {k: [] for k in (
             "final", "rule", "suppressed", "eligible", "length", "plan", "other_high", "ngram", "semantic")}
         for i, r in enumerate(rules):
-            if r is None or i not in parts["semantic"]:
+            if r is None or i not in parts["semantic"] or _han_count(folded[i][0]) < self.level_min_chars:
                 continue
             levels, eligible = r[0], r[4]
             rule_levels, rule_live = parts["rules"][i]
@@ -664,6 +668,7 @@ class RiskDetector:
             "semantic_max_chars": self.semantic_max_chars,
             "semantic_c": self.semantic_c,
             "level_threshold": self.level_threshold,
+            "level_min_chars": self.level_min_chars,
         }
 
 
