@@ -119,6 +119,13 @@ HISTORY = [
     ["val_blind4 after the tenth round", "400 (240 + 160)", "0.944", "2.5 %"],
     ["val_blind3 after the tenth round", "400 (240 + 160)", "0.972", "4.4 %"],
     ["val_blind2 after the tenth round", "400 (240 + 160)", "0.944", "1.2 %"],
+    ["val_blind8 after the appeal rule (该怎么办 after a comma asks for help)", "400 (240 + 160)", "0.958", "0.0 %"],
+    ["val_blind7 after the appeal rule", "400 (240 + 160)", "0.972", "1.9 %"],
+    ["val_blind6 after the appeal rule", "400 (240 + 160)", "0.979", "3.1 %"],
+    ["val_blind5 after the appeal rule", "400 (240 + 160)", "0.958", "1.2 %"],
+    ["val_blind4 after the appeal rule", "400 (240 + 160)", "0.944", "2.5 %"],
+    ["val_blind3 after the appeal rule", "400 (240 + 160)", "0.972", "4.4 %"],
+    ["val_blind2 after the appeal rule", "400 (240 + 160)", "0.944", "1.2 %"],
 ]
 # Second round of work (2026-11-25): val2 was written first and never trained on; its rows are not printed. The
 # rule changes of that round were drawn from new train rows and from the issue's own list of val misses
@@ -165,7 +172,10 @@ HISTORY = [
 # medium under the level model, or a self-harm flag) and dangerous goods stored where people live (私存汽油). 200
 # rows on both were written by a helper who saw nothing of the detector. The CV that scores only the other rows
 # gave recall 0.919 → 0.920 and false alerts 2.2 % → 2.4 % with them (base pipeline); they were kept, recall first,
-# for the categories they cover, before the blind sets were scored again.
+# for the categories they cover, before the blind sets were scored again. Last, from the same probes: 该怎么办 /
+# 谁负责 after a cue took it back even after a comma (楼道里煤气味两天了，该怎么办 was low); they now act only in the
+# cue's own clause with no 了 between. That changed 5 authored rows (3 to their gold level, no hard negative to an
+# alert). A nested CV then kept the level model's minimum length at 8 Chinese characters (12, 16, 20 lost recall).
 # After round 4's first look only train-derived changes were made (urgent calls and a few critical boosters, from
 # train rows that reached high instead of critical); the figures above the history are the second look.
 
@@ -189,8 +199,8 @@ BLIND_NOTES = {
        "choose. Aggregates only.",
     8: "Written at the start of the ninth round, same conditions, and scored first with the eighth round's "
        "detector (0.917 recall, 1.2 % false alerts); then with the ninth round's first bundle (0.938, 0.0 %), "
-       "its final one (0.931, 0.0 %) and the tenth round's (below), each decided before it was scored. The least "
-       "used blind set. Aggregates only.",
+       "its final one (0.931, 0.0 %), the tenth round's (0.951, 0.0 %) and the last one (below), each decided "
+       "before it was scored. The least used blind set. Aggregates only.",
 }
 
 
