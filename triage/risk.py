@@ -48,8 +48,9 @@ How a level is reached:
    At `level_threshold` or above a type is high; below it, a high from steps 1–4 falls to medium. A critical stays
    critical, a high the rules reached through a pinyin or homophone spelling (自sha, zisha) is not lowered (the
    classifiers read it as written), and nothing is raised where the rules saw the type's words only negated,
-   reported or hypothetical, or where the person it needs is missing. Each part's threshold was set on its own;
-   this one weighs them together.
+   reported or hypothetical, or where the person it needs is missing. It reads only texts the semantic head read
+   (at least `level_min_chars` Chinese characters): on shorter ones (我要自杀, 着火了) steps 1–4 decide alone.
+   Each part's threshold was set on its own; this one weighs them together.
 When in doubt the rules pick the higher level: recall first. Evidence offsets index the text as given.
 """
 
