@@ -441,8 +441,8 @@ class RiskDetector:
             evidence["self_harm"][2] = evidence["self_harm"][1]
 
     def _level_rows(self, folded: list, rules: list, plan: dict, parts: dict) -> tuple[list, np.ndarray]:
-        """The level model's input: one row per (text, type) of every text the semantic head read (the level model
-        is neither trained nor applied on the others)."""
+        """The level model's input: one row per (text, type) of every text the semantic head read that holds at least
+        `level_min_chars` Chinese characters (the level model is neither trained nor applied on the others)."""
         types = self.lexicon_.types
         caps = self.lexicon_.caps
         nan = float("nan")
@@ -535,7 +535,7 @@ class RiskDetector:
         return []
 
     def level_training_rows(self, rows: Sequence[dict]) -> tuple[list, list[int]]:
-        """Level-model rows and labels for authored examples (`text, type, level`) the semantic head reads, scored
+        """Level-model rows and labels for authored examples (`text, type, level`) the level model reads, scored
         without a level model: a type is positive on a row whose gold type it is at high or critical; hard negatives
         give a negative for every type; a positive's other types are left out (the row may well hold them too)."""
         folded, rules, plan, parts = self._read([r["text"] for r in rows])
