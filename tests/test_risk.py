@@ -400,12 +400,11 @@ def test_a_film_title_names_a_film_but_a_post_s_own_title_is_read(detector):
 def _constant_level_model(detector: RiskDetector, probability: float) -> RiskLevelModel:
     """A fitted level model whose answer is `probability` for every (text, type): the detector's own handling of it
     (what may be lowered, what may be raised, which evidence is cited) is what these tests look at."""
-    width = len(
-        RiskLevelModel.features(
-            detector.types, "violence", final=0, rule=0, suppressed=False, eligible=True, length=1, plan=None,
-            other_high=False, ngram=None, semantic=None,
-        )
-    )
+    nan = float("nan")
+    width = RiskLevelModel.feature_matrix(
+        detector.types, ["violence"], final=[0], rule=[0], suppressed=[False], eligible=[True], length=[1],
+        plan=[nan], other_high=[False], ngram=[nan], semantic=[nan],
+    ).shape[1]
     model = RiskLevelModel().fit([[0.0] * width, [1.0] * width], [0, 1])
     model.coef_ = np.zeros(width)
     model.intercept_ = float(np.log(probability / (1 - probability)))

@@ -434,33 +434,12 @@ class RiskLevelModel:
         self.c = c
 
     @staticmethod
-    def features(
-        types: Sequence[str],
-        name: str,
-        *,
-        final: int,
-        rule: int,
-        suppressed: bool,
-        eligible: bool,
-        length: int,
-        plan: float | None,
-        other_high: bool,
-        ngram: float | None,
-        semantic: float | None,
-    ) -> list[float]:
-        """One row: `final` the pipeline's level for `name`, `rule` the rules' alone, `ngram`/`semantic` P(name) of
-        the two classifiers or None where they did not read the text, `plan` the self-harm P(plan named) or None."""
-        nan = float("nan")
-        return RiskLevelModel.feature_matrix(
-            types, [name], final=[final], rule=[rule], suppressed=[suppressed], eligible=[eligible], length=[length],
-            plan=[nan if plan is None else plan], other_high=[other_high],
-            ngram=[nan if ngram is None else ngram], semantic=[nan if semantic is None else semantic],
-        )[0].tolist()
-
-    @staticmethod
     def feature_matrix(types: Sequence[str], names: Sequence[str], **columns) -> np.ndarray:
-        """`features` for many (text, type) pairs at once: one array-like per keyword, NaN where a part did not
-        read the text (ngram, semantic, plan)."""
+        """One row per (text, type) pair; `names` the type of each pair and one array-like per keyword: `final` the
+        pipeline's level for that type, `rule` the rules' alone, `suppressed` (its words seen only negated or
+        reported), `eligible` (the person it needs is named), `length` (characters), `plan` the self-harm P(plan
+        named), `other_high` (another type is at high), `ngram` / `semantic` P(type) of the two classifiers; NaN in
+        `plan`, `ngram` or `semantic` where that part did not read the text."""
         kind = (np.asarray(names, dtype=object)[:, None] == np.asarray(types, dtype=object)[None, :]).astype(float)
         eye = np.eye(RiskLevelModel.LEVELS)
         final = eye[np.asarray(columns["final"], dtype=int)]
