@@ -262,14 +262,15 @@ class RiskDetector:
     def detect(self, texts: Sequence[str]) -> list[RiskOut]:
         """One RiskOut per text; evidence offsets index into the text as given."""
         texts = [t or "" for t in texts]
-        folded, rules, plan, parts = self._read(texts)
+        folded, rules, plan, parts = self._read(texts, for_level_model=self.level_model_ is not None)
         if self.level_model_ is not None:
             self._apply_level_model(folded, rules, plan, parts)
         return [self._assemble(texts[i], folded[i][1], rules[i], plan.get(i)) for i in range(len(texts))]
 
-    def _read(self, texts: list[str]):
+    def _read(self, texts: list[str], *, for_level_model: bool):
         """Every part but the level model: folded texts, each text's rule result (levels raised by the classifiers
-        in place), the self-harm P(plan named) by text, and what the level model reads (`parts`)."""
+        in place), the self-harm P(plan named) by text, and what the level model reads (`parts`). With
+        `for_level_model`, the semantic head also reads texts already at high, for the level model to weigh."""
         self._check_fitted()
         folded = [fold(t) for t in texts]
         rules = [self._rule_levels(f) if f.strip() else None for f, _ in folded]
@@ -291,7 +292,7 @@ class RiskDetector:
         if self.type_classifier_ is not None:
             type_scores, parts["ngram"] = self._apply_type_classifier([f for f, _ in folded], rules)
         if getattr(self, "semantic_classifier_", None) is not None:
-            parts["semantic"] = self._apply_semantic([f for f, _ in folded], rules, type_scores)
+            parts["semantic"] = self._apply_semantic([f for f, _ in folded], rules, type_scores, for_level_model)
         for i, r in enumerate(rules):
             if r is not None:
                 self._lift_self_harm(r, plan.get(i))
@@ -356,7 +357,9 @@ class RiskDetector:
                 unsuppressed.add(name)
         return top, per_type
 
-    def _apply_semantic(self, folded: list[str], rules: list, type_scores: dict[int, float] | None) -> dict[int, dict]:
+    def _apply_semantic(
+        self, folded: list[str], rules: list, type_scores: dict[int, float] | None, read_high: bool
+    ) -> dict[int, dict]:
         """Raise a type to high where the semantic head is confident and nothing else reached high.
 
         Read: texts whose flags are all below high, that hold `semantic_min_chars` Chinese characters, and where the
@@ -366,14 +369,16 @@ class RiskDetector:
         moves the whole text's vector (a sentence needs the stricter `semantic_sentence_threshold`). Vetoed, as
         for the type classifier: a type whose words the rules saw only negated, reported or hypothetical, and a
         type that needs a person (vulnerable) where none is named. Evidence: the sentence the head scores highest.
-        Texts already at high are read too (the level model weighs a high against the head's P; few ordinary
-        petitions are at high), but only those below high are raised here. Returns each read text's P per type.
+        With `read_high`, texts already at high are read too (the level model weighs a high against the head's P;
+        few ordinary petitions are at high), but only those below high are raised here. Returns each read text's P
+        per type.
         """
         below = {i for i, r in enumerate(rules) if r is not None and max(r[0].values(), default=0) < 3}
         asked = [
             i
             for i, r in enumerate(rules)
             if r is not None
+            and (read_high or i in below)
             and _han_count(folded[i]) >= self.semantic_min_chars
             and (r[0] or type_scores is None or type_scores.get(i, 0.0) >= self.semantic_gate)
         ]
@@ -538,7 +543,7 @@ class RiskDetector:
         """Level-model rows and labels for authored examples (`text, type, level`) the level model reads, scored
         without a level model: a type is positive on a row whose gold type it is at high or critical; hard negatives
         give a negative for every type; a positive's other types are left out (the row may well hold them too)."""
-        folded, rules, plan, parts = self._read([r["text"] for r in rows])
+        folded, rules, plan, parts = self._read([r["text"] for r in rows], for_level_model=True)
         keys, features = self._level_rows(folded, rules, plan, parts)
         out_rows, labels = [], []
         for (i, name), row in zip(keys, features.tolist()):
