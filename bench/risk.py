@@ -525,18 +525,14 @@ def main() -> None:
         print_misses(detector, "val", load_examples(corpora, split="val"))
     extra_md, _ = example_tables(detector, load_extra(corpora, part="holdout"), show_rows=False) if load_extra(
         corpora, part="holdout") else ("`corpora/risk/train_extra.csv` is not there yet.", None)
-    semantic_md = semantic_table(detector, {
+    labelled = {
         "val": load_examples(corpora, split="val"),
         "val2": load_examples(corpora, split="val2"),
         "train_extra hold-out": load_extra(corpora, part="holdout"),
         **{f"blind (val_blind{n})": read_blind(path) or [] for n, path in blind_paths.items()},
-    })
-    level_md = level_table(detector, {
-        "val": load_examples(corpora, split="val"),
-        "val2": load_examples(corpora, split="val2"),
-        "train_extra hold-out": load_extra(corpora, part="holdout"),
-        **{f"blind (val_blind{n})": read_blind(path) or [] for n, path in blind_paths.items()},
-    })
+    }
+    semantic_md = semantic_table(detector, labelled)
+    level_md = level_table(detector, labelled)
     weibo_md = weibo_table(detector, shared)
     ordinary_md, (ms_long, cpu_long) = ordinary_table(detector, shared, args.show_alerts)
     val_texts = [r["text"] for r in load_examples(corpora, split="val")]
